@@ -1,0 +1,139 @@
+# Declarations of the extension types of catzilla._core, shared by its included concern files.
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint64_t
+cimport catzilla.includes.uv as uv
+
+
+cdef class _Buf:
+    """A growable byte buffer reused for serialising response heads."""
+    cdef char* data
+    cdef Py_ssize_t size
+    cdef Py_ssize_t cap
+    cdef int reserve(self, Py_ssize_t extra) except -1
+    cdef int put(self, const char* p, Py_ssize_t n) except -1
+    cdef int put_bytes(self, bytes b) except -1
+
+
+cdef class _WriteReq:
+    cdef uv.uv_write_t* req
+    cdef Connection conn
+    cdef object keep
+
+
+cdef class Server:
+    cdef uv.uv_loop_t* uvloop
+    cdef uv.uv_tcp_t* listener
+    cdef uv.uv_timer_t* ticker
+    cdef readonly object loop
+    cdef readonly object app
+    cdef object router
+    cdef object error_handler
+    cdef readonly dict connections
+    cdef dict open_conns
+    cdef _Buf buf
+    cdef bytes date_line
+    cdef bytes server_line
+    cdef readonly bint debug
+    cdef readonly bint closing
+    cdef readonly bint draining
+    cdef int open_handles
+    cdef object closed_waiter
+    cdef public Py_ssize_t max_header_size
+    cdef public Py_ssize_t max_body_size
+    cdef public Py_ssize_t max_url_size
+    cdef public int max_headers
+    cdef public double keep_alive_timeout
+    cdef public double request_timeout
+    cdef public Py_ssize_t write_high_water
+    cdef public Py_ssize_t write_low_water
+    cdef readonly uint64_t total_accepted
+    cdef readonly uint64_t total_requests
+    cdef readonly uint64_t bytes_sent
+    cdef uint64_t next_conn_id
+    cdef readonly object sockname
+    cdef public object app_methods
+    cdef object idle_waiter
+
+    cdef void _accept(self, int status)
+    cdef void _tick(self)
+    cdef void _handle_closed(self)
+    cdef void _update_date(self)
+    cdef void _conn_left(self, Connection conn)
+
+
+cdef class Connection:
+    cdef Server server
+    cdef uv.uv_tcp_t* handle
+    cdef object parser
+    cdef readonly uint64_t id
+    cdef readonly double connected_at
+    cdef readonly uint64_t bytes_sent
+    cdef readonly uint64_t requests
+    cdef readonly bint closed
+    cdef object peer
+    # the request being parsed
+    cdef Request cur
+    cdef list cur_headers
+    cdef list cur_url_parts
+    cdef list cur_body
+    cdef Py_ssize_t cur_body_size
+    cdef Py_ssize_t cur_header_bytes
+    cdef Py_ssize_t expect_length
+    cdef bint in_message
+    cdef bint headers_done
+    cdef bint expect_continue
+    cdef int reject_status
+    cdef str reject_detail
+    # responses
+    cdef object pending
+    cdef object task
+    cdef Request busy_request
+    cdef bint busy
+    cdef bint read_paused
+    cdef bint lingering
+    cdef bint eof
+    cdef bint close_after_response
+    cdef uint64_t last_activity
+    cdef uint64_t message_started
+
+    cdef int _start(self) except -1
+    cdef _abort(self, int status, str detail)
+    cdef _stop_parsing(self)
+    cdef int _write_interim(self, bytes data) except -1
+    cdef void _on_read(self, Py_ssize_t nread, const char* data)
+    cdef void _feed(self, const char* data, Py_ssize_t n)
+    cdef void _dispatch(self, Request req)
+    cdef void _finish(self, Request req, object result)
+    cdef void _send_exception(self, Request req, object exc)
+    cdef int _write_response(self, Request req, object response) except -1
+    cdef int _write_simple(self, int status, bytes body, list headers, bint head_only,
+                           bint keep_alive, bint http10) except -1
+    cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1
+    cdef void _on_write_done(self, int status)
+    cdef void _reject(self, int status, str detail)
+    cdef void _response_done(self)
+    cdef void _drain_pending(self)
+    cdef void _pause_reading(self)
+    cdef void _resume_reading(self)
+    cdef void _graceful_close(self)
+    cdef void _close(self)
+    cdef void _after_close(self)
+    cdef bint _idle(self)
+
+
+cdef class Request:
+    cdef readonly str method
+    cdef readonly bytes raw_path
+    cdef readonly bytes query_string
+    cdef readonly list raw_headers
+    cdef readonly str http_version
+    cdef readonly bint keep_alive
+    cdef public dict path_params
+    cdef Connection conn
+    cdef bytes _body
+    cdef str _path
+    cdef object _headers
+    cdef object _query
+    cdef object _cookies
+    cdef object _json
+    cdef object _state

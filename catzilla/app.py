@@ -1,0 +1,216 @@
+"""The application object: routes, error policy, and running the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import uvloop
+
+from catzilla import _core
+from catzilla._router import Router
+from catzilla.exceptions import HTTPException
+from catzilla.responses import JSONResponse, PlainTextResponse, Response
+
+logger = logging.getLogger("catzilla")
+
+Handler = Callable[..., Any]
+
+
+class Catzilla:
+    """A catzilla application.
+
+    >>> app = Catzilla()
+    >>> @app.get("/hello/{name}")
+    ... def hello(request):
+    ...     return {"hello": request.path_params["name"]}
+    >>> app.listen(port=8000)
+    """
+
+    def __init__(
+        self,
+        *,
+        debug: bool = False,
+        max_header_size: int = 32 * 1024,
+        max_url_size: int = 8 * 1024,
+        max_headers: int = 100,
+        max_body_size: int = 16 * 1024 * 1024,
+        keep_alive_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+        write_high_water: int = 256 * 1024,
+        write_low_water: int = 64 * 1024,
+        shutdown_timeout: float = 5.0,
+        server_header: str | None = "catzilla",
+    ) -> None:
+        self.debug = debug
+        self.router = Router()
+        self.limits = dict(
+            max_header_size=max_header_size,
+            max_url_size=max_url_size,
+            max_headers=max_headers,
+            max_body_size=max_body_size,
+            keep_alive_timeout=keep_alive_timeout,
+            request_timeout=request_timeout,
+            write_high_water=write_high_water,
+            write_low_water=write_low_water,
+            server_header=server_header,
+        )
+        self.shutdown_timeout = shutdown_timeout
+        self._methods: set[str] = set()
+        self._servers: list[_core.Server] = []
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- routes ----------------------------------------------------------------------------
+
+    def route(
+        self, path: str, methods: Iterable[str] = ("GET",), *, name: str | None = None
+    ) -> Callable[[Handler], Handler]:
+        methods = [m.upper() for m in methods]
+
+        def decorator(handler: Handler) -> Handler:
+            self.add_route(path, handler, methods, name=name)
+            return handler
+
+        return decorator
+
+    def add_route(
+        self, path: str, handler: Handler, methods: Iterable[str] = ("GET",), *,
+        name: str | None = None,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError("a route handler must be callable, got %r" % (handler,))
+        methods = [m.upper() for m in methods]
+        self.router.add(path, handler, methods, name or getattr(handler, "__name__", None))
+        self._methods.update(methods)
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["GET"], **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["POST"], **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["PUT"], **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["PATCH"], **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["DELETE"], **kw)
+
+    def head(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["HEAD"], **kw)
+
+    def options(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["OPTIONS"], **kw)
+
+    def url_path_for(self, name: str, **params: Any) -> str:
+        return self.router.url_path_for(name, **params)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _error_response(self, request: Any, exc: BaseException) -> Response:
+        """The response for an exception a handler raised (called by the core)."""
+        if isinstance(exc, HTTPException):
+            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+        logger.error(
+            "Exception in handler for %s %s", request.method, request.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        if self.debug:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            return PlainTextResponse(text, status_code=500)
+        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _make_server(self, loop: asyncio.AbstractEventLoop) -> _core.Server:
+        server = _core.Server(
+            loop, self, self.router, self._error_response, debug=self.debug, **self.limits
+        )
+        server.app_methods = frozenset(self._methods) | server.app_methods
+        return server
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None,
+        backlog: int = 2048, reuse_port: bool = False,
+    ) -> _core.Server:
+        """Start serving on the running uvloop loop; returns the server (see ``stop``)."""
+        loop = asyncio.get_running_loop()
+        if sock is None:
+            sock = bind_socket(host, port, reuse_port=reuse_port)
+        server = self._make_server(loop)
+        server.listen(sock, backlog)
+        self._servers.append(server)
+        self._loop = loop
+        return server
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight responses finish (up to ``timeout`` seconds), then
+        close every connection."""
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        servers, self._servers = self._servers, []
+        waiters = [s.begin_shutdown() for s in servers]
+        if waiters:
+            await asyncio.wait(waiters, timeout=timeout)
+        await asyncio.gather(*(s.close_all() for s in servers))
+
+    def stop(self) -> None:
+        """Ask a running ``listen()`` to shut down gracefully (thread-safe)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    @property
+    def servers(self) -> list[_core.Server]:
+        return list(self._servers)
+
+    def listen(
+        self, port: int = 8000, host: str = "0.0.0.0", *, backlog: int = 2048,
+        reuse_port: bool = True,
+    ) -> None:
+        """Serve until SIGINT or SIGTERM (or ``app.stop()``), then shut down gracefully."""
+        loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(host, port, backlog, reuse_port))
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    async def _serve(self, host: str, port: int, backlog: int, reuse_port: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await self.start(host, port, backlog=backlog, reuse_port=reuse_port)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        shown = host if ":" not in host else "[%s]" % host
+        print("Catzilla listening on http://%s:%d (Ctrl+C to stop)" % (shown, server.sockname[1]),
+              flush=True)
+        try:
+            await self._stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.shutdown()
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening-ready TCP socket bound to host:port (IPv4 or IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock

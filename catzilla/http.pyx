@@ -1,0 +1,732 @@
+# HTTP/1.1 connections: httptools callbacks, keep-alive, pipelining, limits, requests.
+
+import json as _json
+import logging as _logging
+from collections import deque as _deque
+
+from httptools import HttpRequestParser as _HttpRequestParser
+from httptools import (
+    HttpParserCallbackError as _ParserCallbackError,
+    HttpParserError as _ParserError,
+    HttpParserInvalidMethodError as _ParserInvalidMethodError,
+    HttpParserUpgrade as _ParserUpgrade,
+)
+
+from cpython.buffer cimport PyBUF_READ
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from catzilla import datastructures as _ds
+from catzilla.exceptions import HTTPException as _HTTPException
+
+_logger = _logging.getLogger("catzilla")
+
+cdef extern from *:
+    """
+    #include "includes/catzilla_uv.h"
+    #include <arpa/inet.h>
+    #include <netinet/in.h>
+
+    /* One read buffer per loop thread: httptools consumes each read synchronously (it copies
+       what it keeps), so connections can share it. */
+    static __thread char catzilla_read_buf[65536];
+
+    static void catzilla_alloc_cb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
+        buf->base = catzilla_read_buf;
+        buf->len = sizeof(catzilla_read_buf);
+    }
+
+    /* Writes the numeric host of a peer address into out; returns its port or -1. */
+    static int catzilla_peer(uv_tcp_t* handle, char* out, size_t outlen) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        if (uv_tcp_getpeername(handle, (struct sockaddr*)&ss, &len) != 0) return -1;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in* a = (struct sockaddr_in*)&ss;
+            if (!inet_ntop(AF_INET, &a->sin_addr, out, outlen)) return -1;
+            return ntohs(a->sin_port);
+        }
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6* a = (struct sockaddr_in6*)&ss;
+            if (!inet_ntop(AF_INET6, &a->sin6_addr, out, outlen)) return -1;
+            return ntohs(a->sin6_port);
+        }
+        return -1;
+    }
+    """
+    void catzilla_alloc_cb(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) nogil
+    int catzilla_peer(uv.uv_tcp_t* handle, char* out, size_t outlen) nogil
+
+
+cdef dict _METHODS = {m.encode(): m for m in (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
+# Methods llhttp knows but HTTP servers rarely implement; answered with 501 unless routed.
+cdef frozenset _STANDARD_METHODS = frozenset(_METHODS.values())
+
+cdef bytes _JSON_TYPE = b"application/json"
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to abort parsing with an error status."""
+
+
+cdef void _report_error(object exc):
+    try:
+        _logger.error("catzilla: unexpected error in the server core", exc_info=exc)
+    except BaseException:
+        pass
+
+
+cdef void _on_read_cb(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept with gil:
+    cdef Connection conn = <Connection>uv.catzilla_handle_get_data(<uv.uv_handle_t*>stream)
+    try:
+        conn._on_read(nread, buf.base)
+    except BaseException as exc:
+        _report_error(exc)
+        conn._close()
+
+
+cdef void _on_shutdown_cb(uv.uv_shutdown_t* req, int status) noexcept with gil:
+    cdef Connection conn = <Connection>uv.catzilla_req_get_data(<uv.uv_req_t*>req)
+    free(req)
+    try:
+        if status < 0 or conn.eof:
+            conn._close()
+    except BaseException as exc:
+        _report_error(exc)
+
+
+cdef void _on_conn_close_cb(uv.uv_handle_t* handle) noexcept with gil:
+    cdef Connection conn = <Connection>uv.catzilla_handle_get_data(handle)
+    try:
+        conn._after_close()
+    except BaseException as exc:
+        _report_error(exc)
+    finally:
+        Py_DECREF(conn)
+
+
+cdef class Connection:
+    """One accepted TCP connection, alive from accept to its libuv close callback."""
+
+    def __cinit__(self):
+        self.handle = NULL
+        self.pending = _deque()
+        self.expect_length = -1
+
+    def __dealloc__(self):
+        if self.handle != NULL:
+            # Only reached if the handle was never opened (accept failed before INCREF).
+            free(self.handle)
+            self.handle = NULL
+
+    cdef int _start(self) except -1:
+        cdef int err
+        self.parser = _HttpRequestParser(self)
+        self.last_activity = uv.uv_now(self.server.uvloop)
+        err = uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
+        if err < 0:
+            raise _uv_error(err)
+        return 0
+
+    # -- reading --------------------------------------------------------------------------
+
+    cdef void _on_read(self, Py_ssize_t nread, const char* data):
+        if nread == 0:
+            return
+        if nread < 0:
+            if nread == uv.UV_EOF:
+                self.eof = True
+                if self.lingering or self.busy or self.closed:
+                    # A client gone mid-response cancels its handler or stream.
+                    self._close()
+                elif uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > 0:
+                    self._graceful_close()  # let the queued response reach a half-closed client
+                else:
+                    self._close()
+            else:
+                self._close()
+            return
+        self.last_activity = uv.uv_now(self.server.uvloop)
+        if self.lingering or self.closed:
+            return  # discarding what a closing client still sends
+        self._feed(data, nread)
+
+    cdef void _feed(self, const char* data, Py_ssize_t n):
+        cdef bint was_in_headers = self.in_message and not self.headers_done
+        cdef Request started_with = self.cur
+        cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
+        try:
+            self.parser.feed_data(mv)
+        except _ParserUpgrade:
+            # The request was answered as a plain request; what follows it is not HTTP.
+            self.close_after_response = True
+            if not self.busy and not self.pending:
+                self._graceful_close()
+            return
+        except _ParserCallbackError:
+            if self.reject_status > 0:
+                self._reject(self.reject_status, self.reject_detail)
+            elif self.reject_status == 0:
+                _report_error(RuntimeError("parser callback failed"))
+                self._close()
+            return
+        except _ParserInvalidMethodError:
+            self._reject(_invalid_method_status(data, n), None)
+            return
+        except _ParserError as exc:
+            self._reject(400, "Bad Request: %s" % (exc,))
+            return
+        finally:
+            mv.release()
+        if self.in_message and not self.headers_done and not self.closed:
+            # Bound what httptools buffers for a header that spans reads.
+            if was_in_headers and self.cur is started_with:
+                self.cur_header_bytes += n
+            if self.cur_header_bytes > self.server.max_header_size:
+                self._reject(431, None)
+
+    # httptools callbacks (called inside feed_data) ------------------------------------------
+
+    def on_message_begin(self):
+        if self.lingering or self.closed:
+            self._stop_parsing()
+        self.in_message = True
+        self.headers_done = False
+        self.cur = Request.__new__(Request)
+        self.cur.conn = self
+        self.cur_headers = []
+        self.cur_url_parts = []
+        self.cur_body = None
+        self.cur_body_size = 0
+        self.cur_header_bytes = 0
+        self.expect_length = -1
+        self.expect_continue = False
+        self.message_started = uv.uv_now(self.server.uvloop)
+
+    def on_url(self, bytes url):
+        self.cur_url_parts.append(url)
+        self.cur_header_bytes += len(url)
+        if self.cur_header_bytes > self.server.max_url_size:
+            self._abort(414, None)
+
+    def on_header(self, bytes name, bytes value):
+        cdef Py_ssize_t nl = len(name)
+        self.cur_header_bytes += nl + len(value) + 4
+        if self.cur_header_bytes > self.server.max_header_size:
+            self._abort(431, None)
+        if len(self.cur_headers) >= self.server.max_headers:
+            self._abort(431, "Too many request headers")
+        if nl == 14 and name.lower() == b"content-length":
+            try:
+                self.expect_length = int(value)
+            except ValueError:
+                self._abort(400, "Invalid Content-Length")
+        elif nl == 6 and name.lower() == b"expect":
+            if value.lower() == b"100-continue":
+                self.expect_continue = True
+            else:
+                self._abort(417, None)
+        self.cur_headers.append((name, value))
+
+    def on_headers_complete(self):
+        cdef Request req = self.cur
+        cdef bytes method_b = self.parser.get_method()
+        cdef bytes target
+        cdef Py_ssize_t q
+        cdef str method = _METHODS.get(method_b)
+        self.headers_done = True
+        if method is None:
+            method = method_b.decode("latin-1")
+            if method not in self.server.app_methods:
+                self._abort(501, None)
+        if len(self.cur_url_parts) == 1:
+            target = self.cur_url_parts[0]
+        else:
+            target = b"".join(self.cur_url_parts)
+        self.cur_url_parts = None
+        if target[:1] != b"/":
+            target = _origin_form(method, target)
+        q = target.find(b"?")
+        if q >= 0:
+            req.raw_path = target[:q]
+            req.query_string = target[q + 1:]
+        else:
+            req.raw_path = target
+            req.query_string = b""
+        req.method = method
+        req.raw_headers = self.cur_headers
+        req.http_version = self.parser.get_http_version()
+        req.keep_alive = self.parser.should_keep_alive()
+        if self.expect_length > self.server.max_body_size:
+            self._abort(413, None)
+        if self.expect_continue and req.http_version == "1.1":
+            self._write_interim(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, bytes body):
+        self.cur_body_size += len(body)
+        if self.cur_body_size > self.server.max_body_size:
+            self._abort(413, None)
+        if self.cur_body is None:
+            self.cur_body = [body]
+        else:
+            self.cur_body.append(body)
+
+    def on_message_complete(self):
+        cdef Request req = self.cur
+        self.in_message = False
+        self.cur = None
+        if self.cur_body is None:
+            req._body = b""
+        elif len(self.cur_body) == 1:
+            req._body = self.cur_body[0]
+        else:
+            req._body = b"".join(self.cur_body)
+        self.cur_body = None
+        if self.busy or self.pending:
+            self.pending.append(req)
+            if len(self.pending) >= 16:
+                self._pause_reading()
+        else:
+            self._dispatch(req)
+        if self.lingering or self.closed:
+            self._stop_parsing()
+
+    cdef _abort(self, int status, str detail):
+        self.reject_status = status
+        self.reject_detail = detail
+        raise _Reject(status)
+
+    cdef _stop_parsing(self):
+        self.reject_status = -1
+        raise _Reject(0)
+
+    cdef int _write_interim(self, bytes data) except -1:
+        cdef uv.uv_buf_t b
+        cdef PyObject* owner = <PyObject*>data
+        b.base = PyBytes_AS_STRING(data)
+        b.len = PyBytes_GET_SIZE(data)
+        return self._write(&b, &owner, 1)
+
+    # -- dispatching ----------------------------------------------------------------------
+
+    cdef void _dispatch(self, Request req):
+        cdef Server srv = self.server
+        cdef tuple match
+        cdef int status
+        self.busy = True
+        self.busy_request = req
+        self.requests += 1
+        srv.total_requests += 1
+        try:
+            match = srv.router.match(req.method, req.raw_path.decode("latin-1"))
+            status = match[0]
+            if status == 200:
+                req.path_params = match[2]
+                result = match[1](req)
+            elif status == 404:
+                raise _HTTPException(404)
+            else:
+                raise _HTTPException(405, headers={"Allow": match[1]})
+        except BaseException as exc:
+            self._send_exception(req, exc)
+            return
+        self._finish(req, result)
+
+    cdef void _finish(self, Request req, object result):
+        try:
+            if isinstance(result, _Response):
+                self._write_response(req, result)
+            elif hasattr(result, "__await__"):
+                self.task = _ensure_future(result, loop=self.server.loop)
+                self.task.add_done_callback(self._task_done)
+                return
+            else:
+                self._write_response(req, _to_response(result))
+        except BaseException as exc:
+            self._send_exception(req, exc)
+            return
+        self._response_done()
+
+    def _task_done(self, task):
+        if task is not self.task:
+            return
+        self.task = None
+        if self.closed:
+            return
+        req = self.busy_request
+        if task.cancelled():
+            self._close()
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._send_exception(req, exc)
+        else:
+            self._finish(req, task.result())
+
+    cdef void _send_exception(self, Request req, object exc):
+        cdef Server srv = self.server
+        try:
+            response = srv.error_handler(req, exc)
+            self._write_response(req, response)
+        except BaseException as exc2:
+            _report_error(exc2)
+            try:
+                self.close_after_response = True
+                self._write_simple(500, b'{"detail":"Internal Server Error"}',
+                                   [(b"Content-Type", _JSON_TYPE)], req.method == "HEAD",
+                                   False, False)
+            except BaseException as exc3:
+                _report_error(exc3)
+                self._close()
+                return
+        self._response_done()
+
+    cdef void _reject(self, int status, str detail):
+        """Answer a request we could not parse or accept, then close the connection."""
+        cdef bytes body
+        self.in_message = False
+        if self.closed or self.lingering:
+            return
+        self.close_after_response = True
+        if self.busy:
+            # An earlier request is still being answered; it finishes, then we close.
+            self.pending.clear()
+            self._pause_reading()
+            return
+        if detail is None:
+            detail = _reason_phrase(status)
+        body = _json.dumps({"detail": detail}).encode()
+        try:
+            self._write_simple(status, body, [(b"Content-Type", _JSON_TYPE)], False, False, False)
+        except BaseException as exc:
+            _report_error(exc)
+        self._graceful_close()
+
+    cdef int _write_response(self, Request req, object response) except -1:
+        body = response.body
+        if type(body) is not bytes:
+            body = bytes(body)
+        return self._write_simple(
+            response.status_code, body, response.raw_headers, req.method == "HEAD",
+            req.keep_alive and not self.close_after_response and not self.server.draining,
+            req.http_version == "1.0")
+
+    cdef int _write_simple(self, int status, bytes body, list headers, bint head_only,
+                           bint keep_alive, bint http10) except -1:
+        cdef Server srv = self.server
+        cdef _Buf buf = srv.buf
+        cdef uv.uv_buf_t bufs[2]
+        cdef PyObject* owners[2]
+        cdef int nbufs = 1
+        cdef int flags
+        cdef bint has_body = _status_has_body(status)
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
+        buf.size = 0
+        flags = _put_head(srv, buf, status, headers, blen if has_body else -1, keep_alive,
+                          http10, False)
+        if not keep_alive or (flags & HEAD_USER_CLOSE):
+            self.close_after_response = True
+        owners[0] = NULL
+        owners[1] = NULL
+        if has_body and not head_only and blen > 0:
+            if blen <= COPY_BODY_LIMIT:
+                buf.put(PyBytes_AS_STRING(body), blen)
+            else:
+                bufs[1].base = PyBytes_AS_STRING(body)
+                bufs[1].len = blen
+                owners[1] = <PyObject*>body
+                nbufs = 2
+        bufs[0].base = buf.data
+        bufs[0].len = buf.size
+        return self._write(bufs, owners, nbufs)
+
+    cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1:
+        """Send bufs in order; owners[i] is the object bufs[i] points into, or NULL for
+        memory that is reused after this call (it is copied if the kernel does not take it)."""
+        cdef Py_ssize_t total = 0
+        cdef Py_ssize_t done
+        cdef int i = 0, j, err
+        cdef list keep
+        cdef bytes copy
+        cdef _WriteReq wr
+        cdef Server srv = self.server
+        if self.closed:
+            return 0
+        for j in range(nbufs):
+            total += bufs[j].len
+        self.bytes_sent += total
+        srv.bytes_sent += total
+        done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
+        if done == total:
+            return 0
+        if done < 0:
+            if done != uv.UV_EAGAIN:
+                self._close()
+                return 0
+            done = 0
+        while done > 0:
+            if <size_t>done >= bufs[i].len:
+                done -= bufs[i].len
+                i += 1
+            else:
+                bufs[i].base += done
+                bufs[i].len -= done
+                done = 0
+        keep = []
+        for j in range(i, nbufs):
+            if owners[j] == NULL:
+                copy = PyBytes_FromStringAndSize(bufs[j].base, bufs[j].len)
+                bufs[j].base = PyBytes_AS_STRING(copy)
+                keep.append(copy)
+            else:
+                keep.append(<object>owners[j])
+        wr = _WriteReq.__new__(_WriteReq)
+        wr.req = <uv.uv_write_t*>malloc(uv.uv_req_size(uv.UV_WRITE))
+        if wr.req == NULL:
+            raise MemoryError()
+        wr.conn = self
+        wr.keep = keep
+        uv.catzilla_req_set_data(<uv.uv_req_t*>wr.req, <void*>wr)
+        err = uv.uv_write(wr.req, <uv.uv_stream_t*>self.handle, bufs + i, nbufs - i, _on_write)
+        if err < 0:
+            self._close()
+            return 0
+        Py_INCREF(wr)
+        if uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > <size_t>srv.write_high_water:
+            self._pause_reading()
+        return 0
+
+    cdef void _on_write_done(self, int status):
+        if status < 0:
+            self._close()
+            return
+        if (self.read_paused and not self.busy and len(self.pending) < 16
+                and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+                <= <size_t>self.server.write_low_water):
+            self._resume_reading()
+
+    cdef void _response_done(self):
+        self.busy = False
+        self.busy_request = None
+        if self.closed or self.lingering:
+            return
+        if self.close_after_response or self.server.draining or self.eof:
+            self._graceful_close()
+            return
+        self._drain_pending()
+
+    cdef void _drain_pending(self):
+        cdef Request req
+        while self.pending and not self.busy and not self.closed and not self.lingering:
+            req = self.pending.popleft()
+            self._dispatch(req)
+        if (self.read_paused and not self.busy and not self.closed and not self.lingering
+                and len(self.pending) < 16
+                and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+                <= <size_t>self.server.write_low_water):
+            self._resume_reading()
+
+    # -- flow control and closing ---------------------------------------------------------
+
+    cdef void _pause_reading(self):
+        if not self.read_paused and not self.closed:
+            uv.uv_read_stop(<uv.uv_stream_t*>self.handle)
+            self.read_paused = True
+
+    cdef void _resume_reading(self):
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
+
+    cdef void _graceful_close(self):
+        """Flush what is queued, send FIN, and close when the client closes (or after a linger
+        timeout), so a client that is still sending does not get a reset that eats our answer."""
+        cdef uv.uv_shutdown_t* req
+        cdef int err
+        if self.closed or self.lingering:
+            return
+        self.lingering = True
+        self.pending.clear()
+        self.last_activity = uv.uv_now(self.server.uvloop)
+        self.server._conn_left(self)
+        if self.eof and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0:
+            self._close()
+            return
+        req = <uv.uv_shutdown_t*>malloc(uv.uv_req_size(uv.UV_SHUTDOWN))
+        if req == NULL:
+            self._close()
+            return
+        uv.catzilla_req_set_data(<uv.uv_req_t*>req, <void*>self)
+        err = uv.uv_shutdown(req, <uv.uv_stream_t*>self.handle, _on_shutdown_cb)
+        if err < 0:
+            free(req)
+            self._close()
+            return
+        if self.read_paused and not self.eof:
+            self._resume_reading()
+
+    cdef void _close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self.pending.clear()
+        self.server.open_conns.pop(self.id, None)
+        if self.task is not None:
+            task = self.task
+            self.task = None
+            task.cancel()
+        self.server._conn_left(self)
+        uv.uv_close(<uv.uv_handle_t*>self.handle, _on_conn_close_cb)
+
+    cdef void _after_close(self):
+        free(self.handle)
+        self.handle = NULL
+        self.parser = None
+        self.cur = None
+        self.busy_request = None
+        self.server._handle_closed()
+
+    cdef bint _idle(self):
+        return (not self.busy and not self.in_message and not self.pending and not self.lingering
+                and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0)
+
+    # -- Python-visible -------------------------------------------------------------------
+
+    @property
+    def client(self):
+        """The peer's (host, port), or None when the socket has no peer any more."""
+        cdef char host[64]
+        cdef int port
+        if self.peer is None and not self.closed:
+            port = catzilla_peer(self.handle, host, sizeof(host))
+            if port >= 0:
+                self.peer = _ds.Address(host.decode("ascii"), port)
+        return self.peer
+
+    @property
+    def idle(self):
+        return not self.closed and self._idle()
+
+    def close(self):
+        """Close this connection now (its handler or stream is cancelled)."""
+        self._close()
+
+    def __repr__(self):
+        return "<Connection id=%d client=%r requests=%d%s>" % (
+            self.id, self.client, self.requests, " closed" if self.closed else "")
+
+
+cdef int _invalid_method_status(const char* data, Py_ssize_t n):
+    """501 for a well-formed request line with a method we do not implement, else 400."""
+    cdef Py_ssize_t i = 0
+    while i < n and catzilla_is_tchar(<unsigned char>data[i]):
+        i += 1
+    if 0 < i < n and data[i] == 32:
+        return 501
+    return 400
+
+
+cdef bytes _origin_form(str method, bytes target):
+    """The path?query part of an absolute-form or asterisk-form request target."""
+    cdef Py_ssize_t i
+    if target == b"*" and method == "OPTIONS":
+        return b"*"
+    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+        i = target.find(b"/", target.find(b"//") + 2)
+        if i < 0:
+            return b"/"
+        return target[i:]
+    return b"/" + target
+
+
+cdef class Request:
+    """An HTTP request. Headers, query parameters and cookies are parsed on first use."""
+
+    @property
+    def path(self):
+        """The percent-decoded path, e.g. '/files/a b' for b'/files/a%20b'."""
+        if self._path is None:
+            self._path = _ds.unquote_path(self.raw_path)
+        return self._path
+
+    @property
+    def headers(self):
+        if self._headers is None:
+            self._headers = _ds.Headers(self.raw_headers)
+        return self._headers
+
+    @property
+    def query_params(self):
+        if self._query is None:
+            self._query = _ds.QueryParams(self.query_string)
+        return self._query
+
+    @property
+    def cookies(self):
+        if self._cookies is None:
+            self._cookies = _ds.parse_cookie_header(self.headers.get("cookie", ""))
+        return self._cookies
+
+    @property
+    def body(self):
+        return self._body
+
+    @property
+    def content_type(self):
+        return self.headers.get("content-type", "")
+
+    def text(self, encoding=None):
+        if encoding is None:
+            encoding = _ds.charset_of(self.content_type) or "utf-8"
+        return self._body.decode(encoding, errors="replace")
+
+    def json(self):
+        if self._json is None:
+            if not self._body:
+                raise ValueError("the request has no body to decode as JSON")
+            self._json = _json.loads(self._body)
+        return self._json
+
+    def form(self):
+        """The urlencoded form fields of the body, as a multi-value mapping."""
+        return _ds.QueryParams(self._body)
+
+    @property
+    def client(self):
+        if self.conn is None:
+            return None
+        return self.conn.client
+
+    @property
+    def connection_id(self):
+        return self.conn.id if self.conn is not None else None
+
+    @property
+    def connection(self):
+        return self.conn
+
+    def is_disconnected(self):
+        return self.conn is None or self.conn.closed
+
+    @property
+    def app(self):
+        return self.conn.server.app if self.conn is not None else None
+
+    @property
+    def state(self):
+        if self._state is None:
+            self._state = _ds.State()
+        return self._state
+
+    @property
+    def url(self):
+        host = self.headers.get("host") or "localhost"
+        url = "http://%s%s" % (host, self.raw_path.decode("latin-1"))
+        if self.query_string:
+            url += "?" + self.query_string.decode("latin-1")
+        return url
+
+    def __repr__(self):
+        return "<Request %s %s>" % (self.method, self.raw_path.decode("latin-1"))

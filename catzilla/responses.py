@@ -1,0 +1,203 @@
+"""Response classes. The core writes ``status_code``, ``raw_headers`` and ``body``.
+
+Each class sets defaults as class attributes and converts its content in ``render()``
+(the starlette model). Content-Length, Date, Server and Connection are added by the writer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+from typing import Any
+
+from catzilla.datastructures import MutableHeaders
+
+_ENCODED_TYPES: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
+    key = (media_type, charset)
+    header = _ENCODED_TYPES.get(key)
+    if header is None:
+        value = media_type
+        if media_type.startswith("text/") and "charset" not in media_type.lower():
+            value = "%s; charset=%s" % (media_type, charset)
+        header = (b"Content-Type", value.encode("latin-1"))
+        if len(_ENCODED_TYPES) < 256:
+            _ENCODED_TYPES[key] = header
+    return header
+
+
+class Response:
+    """A complete HTTP response.
+
+    >>> Response("hello")                                     # text/plain; charset=utf-8
+    >>> Response(json.dumps(data), content_type="application/json")
+    >>> Response(body=b"\\x00\\x01", media_type="application/octet-stream", status_code=201)
+    """
+
+    media_type: str | None = "text/plain"
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+        *,
+        media_type: str | None = None,
+        body: Any = None,
+    ) -> None:
+        if body is not None:
+            if content is not None:
+                raise TypeError("pass the body as `content` or as `body=`, not both")
+            content = body
+        if not isinstance(status_code, int) or not 100 <= status_code <= 599:
+            raise ValueError("status_code must be an int from 100 to 599, got %r" % (status_code,))
+        self.status_code = status_code
+        if content_type is not None or media_type is not None:
+            self.media_type = content_type or media_type
+        self.body = self.render(content)
+        self.raw_headers = self._init_headers(headers)
+
+    def render(self, content: Any) -> bytes:
+        if content is None:
+            return b""
+        if isinstance(content, bytes):
+            return content
+        if isinstance(content, str):
+            return content.encode(self.charset)
+        if isinstance(content, (bytearray, memoryview)):
+            return bytes(content)
+        raise TypeError(
+            "%s content must be str or bytes, got %s" % (type(self).__name__, type(content).__name__)
+        )
+
+    def _init_headers(
+        self, headers: Mapping[str, str] | list[tuple[str, str]] | None
+    ) -> list[tuple[bytes, bytes]]:
+        raw: list[tuple[bytes, bytes]] = []
+        has_type = False
+        if headers:
+            items = headers.items() if isinstance(headers, Mapping) else headers
+            for name, value in items:
+                name_b = name.encode("latin-1") if isinstance(name, str) else bytes(name)
+                value_b = (
+                    value.encode("latin-1") if isinstance(value, str) else str(value).encode()
+                    if not isinstance(value, bytes) else value
+                )
+                if name_b.lower() == b"content-type":
+                    has_type = True
+                raw.append((name_b, value_b))
+        if not has_type and self.media_type is not None:
+            raw.append(_content_type_header(self.media_type, self.charset))
+        return raw
+
+    @property
+    def headers(self) -> MutableHeaders:
+        """Mutable, case-insensitive access to the headers: ``response.headers["X-A"] = "1"``."""
+        return MutableHeaders(self.raw_headers)
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("content-type")
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+    ) -> None:
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[key] = value
+        morsel = cookie[key]
+        if max_age is not None:
+            morsel["max-age"] = max_age
+        if expires is not None:
+            morsel["expires"] = expires
+        if path is not None:
+            morsel["path"] = path
+        if domain is not None:
+            morsel["domain"] = domain
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        if samesite is not None:
+            if samesite.lower() not in ("strict", "lax", "none"):
+                raise ValueError("samesite must be 'strict', 'lax' or 'none'")
+            morsel["samesite"] = samesite
+        self.raw_headers.append((b"Set-Cookie", morsel.OutputString().encode("latin-1")))
+
+    def delete_cookie(self, key: str, path: str = "/", domain: str | None = None) -> None:
+        self.set_cookie(key, max_age=0, expires=0, path=path, domain=domain)
+
+    def __repr__(self) -> str:
+        return "<%s status_code=%d>" % (type(self).__name__, self.status_code)
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain"
+
+
+class HTMLResponse(Response):
+    media_type = "text/html"
+
+
+_json_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class JSONResponse(Response):
+    """``JSONResponse({"message": "hi"}, status_code=201)``: compact UTF-8 JSON."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        *,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, content_type, media_type=media_type)
+
+    def render(self, content: Any) -> bytes:
+        return _json_encoder.encode(content).encode("utf-8")
+
+
+class RedirectResponse(Response):
+    media_type = None
+
+    def __init__(
+        self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(None, status_code, headers)
+        self.raw_headers.append((b"Location", url.encode("latin-1")))
+
+
+def to_response(result: Any) -> Response:
+    """Turn what a handler returned into a Response (dict/list -> JSON, str -> text)."""
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, (dict, list)):
+        return JSONResponse(result)
+    if isinstance(result, str):
+        return PlainTextResponse(result)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return Response(result, media_type="application/octet-stream")
+    if result is None:
+        raise TypeError("the handler returned None; return a Response, a dict, a list or a str")
+    raise TypeError(
+        "the handler returned %s; return a Response, a dict, a list or a str"
+        % type(result).__name__
+    )

@@ -1,0 +1,260 @@
+# The listener, the per-server ticker (Date header, timeouts) and the connection registry.
+
+import asyncio as _asyncio
+from email.utils import formatdate as _formatdate
+
+import uvloop.loop as _uvloop_ext
+
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
+from catzilla.responses import Response as _Response, to_response as _to_response
+
+_ensure_future = _asyncio.ensure_future
+
+cdef int _live_handles = 0
+
+
+def live_handles():
+    """How many libuv handles catzilla has open in this process (listeners, timers,
+    connections). Tests use it to prove nothing leaks."""
+    return _live_handles
+
+
+cdef object _uv_error(int err):
+    return OSError(-err, "%s: %s" % (uv.uv_err_name(err).decode(), uv.uv_strerror(err).decode()))
+
+
+cdef void _on_connection_cb(uv.uv_stream_t* listener, int status) noexcept with gil:
+    cdef Server srv = <Server>uv.catzilla_handle_get_data(<uv.uv_handle_t*>listener)
+    try:
+        srv._accept(status)
+    except BaseException as exc:
+        _report_error(exc)
+
+
+cdef void _on_tick_cb(uv.uv_timer_t* timer) noexcept with gil:
+    cdef Server srv = <Server>uv.catzilla_handle_get_data(<uv.uv_handle_t*>timer)
+    try:
+        srv._tick()
+    except BaseException as exc:
+        _report_error(exc)
+
+
+cdef void _on_server_handle_close_cb(uv.uv_handle_t* handle) noexcept with gil:
+    cdef Server srv = <Server>uv.catzilla_handle_get_data(handle)
+    free(handle)
+    try:
+        srv._handle_closed()
+    except BaseException as exc:
+        _report_error(exc)
+    finally:
+        Py_DECREF(srv)
+
+
+cdef void _free_handle_cb(uv.uv_handle_t* handle) noexcept nogil:
+    free(handle)
+
+
+cdef class Server:
+    """Serves one Catzilla app on one listening socket, on an uvloop event loop."""
+
+    def __cinit__(self, loop, app, router, error_handler, *, bint debug=False,
+                  Py_ssize_t max_header_size=32768, Py_ssize_t max_url_size=8192,
+                  int max_headers=100, Py_ssize_t max_body_size=16 * 1024 * 1024,
+                  double keep_alive_timeout=5.0, double request_timeout=30.0,
+                  Py_ssize_t write_high_water=256 * 1024, Py_ssize_t write_low_water=64 * 1024,
+                  server_header="catzilla"):
+        global _live_handles
+        cdef int err
+        try:
+            capsule = _uvloop_ext.libuv_get_loop_t_ptr(loop)
+        except TypeError:
+            raise TypeError("catzilla serves on uvloop's event loop, got %r" % (loop,)) from None
+        self.uvloop = <uv.uv_loop_t*>PyCapsule_GetPointer(capsule, NULL)
+        self.loop = loop
+        self.app = app
+        self.router = router
+        self.error_handler = error_handler
+        self.debug = debug
+        self.max_header_size = max_header_size
+        self.max_url_size = max_url_size
+        self.max_headers = max_headers
+        self.max_body_size = max_body_size
+        self.keep_alive_timeout = keep_alive_timeout
+        self.request_timeout = request_timeout
+        self.write_high_water = write_high_water
+        self.write_low_water = write_low_water
+        self.app_methods = _STANDARD_METHODS
+        self.server_line = (("Server: %s\r\n" % server_header).encode("latin-1")
+                            if server_header else None)
+        self.connections = {}
+        self.open_conns = {}
+        self.buf = _Buf(8192)
+        self._update_date()
+
+        self.ticker = <uv.uv_timer_t*>malloc(uv.uv_handle_size(uv.UV_TIMER))
+        if self.ticker == NULL:
+            raise MemoryError()
+        err = uv.uv_timer_init(self.uvloop, self.ticker)
+        if err < 0:
+            free(self.ticker)
+            self.ticker = NULL
+            raise _uv_error(err)
+        uv.catzilla_handle_set_data(<uv.uv_handle_t*>self.ticker, <void*>self)
+        Py_INCREF(self)
+        self.open_handles += 1
+        _live_handles += 1
+        uv.uv_timer_start(self.ticker, _on_tick_cb, 1000, 1000)
+
+    def listen(self, sock, int backlog=2048):
+        """Serve on a bound socket object. The socket's fd is handed over to libuv."""
+        global _live_handles
+        cdef int err, fd
+        if self.listener != NULL or self.closing:
+            raise RuntimeError("this server is already listening or closed")
+        self.sockname = sock.getsockname()
+        sock.setblocking(False)
+        fd = sock.detach()
+        self.listener = <uv.uv_tcp_t*>malloc(uv.uv_handle_size(uv.UV_TCP))
+        if self.listener == NULL:
+            raise MemoryError()
+        err = uv.uv_tcp_init(self.uvloop, self.listener)
+        if err < 0:
+            free(self.listener)
+            self.listener = NULL
+            raise _uv_error(err)
+        uv.catzilla_handle_set_data(<uv.uv_handle_t*>self.listener, <void*>self)
+        Py_INCREF(self)
+        self.open_handles += 1
+        _live_handles += 1
+        err = uv.uv_tcp_open(self.listener, fd)
+        if err == 0:
+            err = uv.uv_listen(<uv.uv_stream_t*>self.listener, backlog, _on_connection_cb)
+        if err < 0:
+            uv.uv_close(<uv.uv_handle_t*>self.listener, _on_server_handle_close_cb)
+            self.listener = NULL
+            raise _uv_error(err)
+
+    cdef void _accept(self, int status):
+        global _live_handles
+        cdef Connection conn
+        cdef uv.uv_tcp_t* handle
+        cdef int err
+        if status < 0:
+            _logger.warning("catzilla: accept failed: %s", _uv_error(status))
+            return
+        handle = <uv.uv_tcp_t*>malloc(uv.uv_handle_size(uv.UV_TCP))
+        if handle == NULL:
+            return
+        err = uv.uv_tcp_init(self.uvloop, handle)
+        if err < 0:
+            free(handle)
+            return
+        err = uv.uv_accept(<uv.uv_stream_t*>self.listener, <uv.uv_stream_t*>handle)
+        if err < 0:
+            uv.uv_close(<uv.uv_handle_t*>handle, _free_handle_cb)
+            return
+        conn = Connection.__new__(Connection)
+        conn.server = self
+        conn.handle = handle
+        uv.catzilla_handle_set_data(<uv.uv_handle_t*>handle, <void*>conn)
+        Py_INCREF(conn)   # owned by the handle until its close callback
+        self.open_handles += 1
+        _live_handles += 1
+        self.total_accepted += 1
+        self.next_conn_id += 1
+        conn.id = self.next_conn_id
+        conn.connected_at = _time()
+        self.connections[conn.id] = conn
+        self.open_conns[conn.id] = conn
+        uv.uv_tcp_nodelay(handle, 1)
+        if self.closing:
+            conn._close()
+            return
+        try:
+            conn._start()
+        except BaseException as exc:
+            _report_error(exc)
+            conn._close()
+
+    cdef void _conn_left(self, Connection conn):
+        if self.connections.pop(conn.id, None) is not None:
+            if not self.connections and self.idle_waiter is not None:
+                if not self.idle_waiter.done():
+                    self.idle_waiter.set_result(None)
+
+    cdef void _handle_closed(self):
+        global _live_handles
+        self.open_handles -= 1
+        _live_handles -= 1
+        if self.open_handles == 0 and self.closed_waiter is not None:
+            if not self.closed_waiter.done():
+                self.closed_waiter.set_result(None)
+
+    cdef void _update_date(self):
+        self.date_line = ("Date: %s\r\n" % _formatdate(usegmt=True)).encode("ascii")
+
+    cdef void _tick(self):
+        cdef uint64_t now = uv.uv_now(self.uvloop)
+        cdef uint64_t keep_alive_ms = <uint64_t>(self.keep_alive_timeout * 1000)
+        cdef uint64_t request_ms = <uint64_t>(self.request_timeout * 1000)
+        cdef Connection conn
+        self._update_date()
+        for conn in list(self.open_conns.values()):
+            if conn.closed:
+                continue
+            if conn.lingering:
+                if now - conn.last_activity > 2000:
+                    conn._close()
+            elif conn.in_message:
+                if ((not conn.headers_done and now - conn.message_started > request_ms)
+                        or now - conn.last_activity > request_ms):
+                    conn._reject(408, None)
+            elif conn._idle() and now - conn.last_activity > keep_alive_ms:
+                conn._close()
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    def stop_listening(self):
+        if self.listener != NULL:
+            uv.uv_close(<uv.uv_handle_t*>self.listener, _on_server_handle_close_cb)
+            self.listener = NULL
+
+    def begin_shutdown(self):
+        """Stop accepting; close idle connections; busy ones close after their response."""
+        cdef Connection conn
+        self.closing = True
+        self.draining = True
+        self.stop_listening()
+        for conn in list(self.connections.values()):
+            if conn._idle():
+                conn._close()
+            else:
+                conn.close_after_response = True
+        self.idle_waiter = self.loop.create_future()
+        if not self.connections:
+            self.idle_waiter.set_result(None)
+        return self.idle_waiter
+
+    def close_all(self):
+        """Close every connection and handle now; returns a future done when all are closed."""
+        cdef Connection conn
+        self.closing = True
+        self.stop_listening()
+        for conn in list(self.open_conns.values()):
+            conn._close()
+        if self.ticker != NULL:
+            uv.uv_timer_stop(self.ticker)
+            uv.uv_close(<uv.uv_handle_t*>self.ticker, _on_server_handle_close_cb)
+            self.ticker = NULL
+        self.closed_waiter = self.loop.create_future()
+        if self.open_handles == 0:
+            self.closed_waiter.set_result(None)
+        return self.closed_waiter
+
+    @property
+    def open_handle_count(self):
+        return self.open_handles
+
+
+from time import time as _time

@@ -1,0 +1,231 @@
+# Response serialisation: status lines, header blocks and writes to the socket.
+#
+# A response head is built in the server's reusable buffer. Small bodies are copied after it and
+# the whole response leaves in one uv_try_write; a large body is passed as a second iovec that
+# points into the body object itself (no copy). Whatever the kernel does not take at once goes
+# through uv_write, with the Python objects it points into kept alive until the write callback.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memcpy
+from libc.stdio cimport snprintf
+
+cdef enum:
+    COPY_BODY_LIMIT = 16384
+
+cdef list _status_lines = [None] * 600
+
+
+cdef bytes status_line(int code):
+    cdef object line
+    if code < 100 or code > 599:
+        raise ValueError("invalid HTTP status code %r" % code)
+    line = _status_lines[code]
+    if line is None:
+        line = ("HTTP/1.1 %d %s\r\n" % (code, _reason_phrase(code))).encode("latin-1")
+        _status_lines[code] = line
+    return <bytes>line
+
+
+def _reason_phrase(int code):
+    try:
+        return _http_status(code).phrase
+    except ValueError:
+        return _EXTRA_REASONS.get(code, "")
+
+
+from http import HTTPStatus as _http_status
+
+_EXTRA_REASONS = {
+    # Registered codes that Python's http.HTTPStatus may lack, depending on its version.
+    103: "Early Hints",
+    418: "I'm a Teapot",
+    421: "Misdirected Request",
+    425: "Too Early",
+    451: "Unavailable For Legal Reasons",
+}
+
+
+def reason_phrase(code):
+    """The standard reason phrase of an HTTP status code ('' when unregistered)."""
+    return _reason_phrase(code)
+
+
+cdef class _Buf:
+    def __cinit__(self, Py_ssize_t cap=4096):
+        self.data = <char*>malloc(cap)
+        if self.data == NULL:
+            raise MemoryError()
+        self.cap = cap
+        self.size = 0
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int reserve(self, Py_ssize_t extra) except -1:
+        cdef Py_ssize_t need = self.size + extra
+        cdef Py_ssize_t cap = self.cap
+        cdef char* p
+        if need <= cap:
+            return 0
+        while cap < need:
+            cap *= 2
+        p = <char*>realloc(self.data, cap)
+        if p == NULL:
+            raise MemoryError()
+        self.data = p
+        self.cap = cap
+        return 0
+
+    cdef int put(self, const char* p, Py_ssize_t n) except -1:
+        if self.size + n > self.cap:
+            self.reserve(n)
+        memcpy(self.data + self.size, p, n)
+        self.size += n
+        return 0
+
+    cdef int put_bytes(self, bytes b) except -1:
+        return self.put(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+
+# flags returned by _put_head
+cdef enum:
+    HEAD_USER_CLOSE = 1
+    HEAD_HAS_LENGTH = 2
+    HEAD_HAS_TE = 4
+
+cdef extern from *:
+    """
+    /* RFC 9110 token characters, for header names. */
+    static int catzilla_is_tchar(unsigned char c) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            return 1;
+        switch (c) {
+        case '!': case '#': case '$': case '%': case '&': case '\\'': case '*': case '+':
+        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+            return 1;
+        }
+        return 0;
+    }
+    static int catzilla_lower_eq(const char* a, Py_ssize_t n, const char* lower) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) {
+            char c = a[i];
+            if (c >= 'A' && c <= 'Z') c += 32;
+            if (c != lower[i]) return 0;
+        }
+        return lower[n] == 0;
+    }
+    static int catzilla_contains_close(const char* a, Py_ssize_t n) {
+        Py_ssize_t i;
+        for (i = 0; i + 5 <= n; i++) {
+            if (catzilla_lower_eq(a + i, 5, "close")) return 1;
+        }
+        return 0;
+    }
+    """
+    int catzilla_is_tchar(unsigned char c) nogil
+    int catzilla_lower_eq(const char* a, Py_ssize_t n, const char* lower) nogil
+    int catzilla_contains_close(const char* a, Py_ssize_t n) nogil
+
+
+cdef inline int _check_header(bytes name, bytes value) except -1:
+    cdef const char* p = PyBytes_AS_STRING(name)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name)
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    if n == 0:
+        raise ValueError("empty response header name")
+    for i in range(n):
+        if not catzilla_is_tchar(<unsigned char>p[i]):
+            raise ValueError("invalid character in response header name %r" % name)
+    p = PyBytes_AS_STRING(value)
+    n = PyBytes_GET_SIZE(value)
+    for i in range(n):
+        c = <unsigned char>p[i]
+        if c == 13 or c == 10 or c == 0:
+            raise ValueError("CR, LF or NUL in the value of response header %r" % name)
+    return 0
+
+
+cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t content_length,
+                   bint keep_alive, bint http10, bint chunked) except -1:
+    """Write status line and headers (with the blank line) into buf; return HEAD_* flags.
+
+    content_length < 0 means: add no Content-Length. Our Connection header is decided after the
+    user's headers are seen (a user 'Connection: close' is honoured; 'keep-alive' never overrides
+    our decision to close).
+    """
+    cdef int flags = 0
+    cdef bint has_server = False, has_date = False
+    cdef bytes name, value
+    cdef const char* np
+    cdef Py_ssize_t nl
+    cdef char num[32]
+    cdef int k
+    buf.put_bytes(status_line(status))
+    if headers is not None:
+        for item in headers:
+            name = <bytes>(item[0])
+            value = <bytes>(item[1])
+            _check_header(name, value)
+            np = PyBytes_AS_STRING(name)
+            nl = PyBytes_GET_SIZE(name)
+            if nl == 10 and catzilla_lower_eq(np, 10, "connection"):
+                if catzilla_contains_close(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)):
+                    flags |= HEAD_USER_CLOSE
+                continue
+            if nl == 14 and catzilla_lower_eq(np, 14, "content-length"):
+                flags |= HEAD_HAS_LENGTH
+            elif nl == 17 and catzilla_lower_eq(np, 17, "transfer-encoding"):
+                flags |= HEAD_HAS_TE
+            elif nl == 6 and catzilla_lower_eq(np, 6, "server"):
+                has_server = True
+            elif nl == 4 and catzilla_lower_eq(np, 4, "date"):
+                has_date = True
+            buf.reserve(nl + PyBytes_GET_SIZE(value) + 4)
+            buf.put(np, nl)
+            buf.put(": ", 2)
+            buf.put(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+            buf.put("\r\n", 2)
+    if not has_server and srv.server_line is not None:
+        buf.put_bytes(srv.server_line)
+    if not has_date:
+        buf.put_bytes(srv.date_line)
+    if content_length >= 0 and not (flags & (HEAD_HAS_LENGTH | HEAD_HAS_TE)):
+        k = snprintf(num, sizeof(num), "Content-Length: %zd\r\n", content_length)
+        buf.put(num, k)
+    elif chunked and not (flags & (HEAD_HAS_LENGTH | HEAD_HAS_TE)):
+        buf.put("Transfer-Encoding: chunked\r\n", 28)
+    if not keep_alive or (flags & HEAD_USER_CLOSE):
+        buf.put("Connection: close\r\n", 19)
+    elif http10:
+        buf.put("Connection: keep-alive\r\n", 24)
+    buf.put("\r\n", 2)
+    return flags
+
+
+cdef inline bint _status_has_body(int status):
+    return not (status < 200 or status == 204 or status == 304)
+
+
+cdef class _WriteReq:
+    """Holds a uv_write_t and the Python objects its buffers point into until libuv is done."""
+
+    def __dealloc__(self):
+        if self.req != NULL:
+            free(self.req)
+            self.req = NULL
+
+
+cdef void _on_write(uv.uv_write_t* req, int status) noexcept with gil:
+    cdef _WriteReq wr = <_WriteReq>uv.catzilla_req_get_data(<uv.uv_req_t*>req)
+    cdef Connection conn = wr.conn
+    try:
+        wr.keep = None
+        conn._on_write_done(status)
+    except BaseException as exc:
+        _report_error(exc)
+    finally:
+        Py_DECREF(wr)
