@@ -397,7 +397,7 @@ cdef class Connection:
             return
         if detail is None:
             detail = _reason_phrase(status)
-        body = _json.dumps({"detail": detail}).encode()
+        body = _json.dumps({"detail": detail}, separators=(",", ":")).encode()
         try:
             self._write_simple(status, body, [(b"Content-Type", _JSON_TYPE)], False, False, False)
         except BaseException as exc:
@@ -619,13 +619,24 @@ cdef class Connection:
 
 
 cdef int _invalid_method_status(const char* data, Py_ssize_t n):
-    """501 for a well-formed request line with a method we do not implement, else 400."""
-    cdef Py_ssize_t i = 0
+    """501 for a well-formed request line (token SP target SP HTTP/x.y) whose method we do
+    not implement, else 400."""
+    cdef Py_ssize_t i = 0, t
     while i < n and catzilla_is_tchar(<unsigned char>data[i]):
         i += 1
-    if 0 < i < n and data[i] == 32:
-        return 501
-    return 400
+    if i == 0 or i >= n or data[i] != 32:
+        return 400
+    i += 1
+    t = i
+    while i < n and data[i] > 32 and data[i] < 127:
+        i += 1
+    if i == t or i + 9 > n or data[i] != 32:
+        return 400
+    if data[i + 1:i + 6] != b"HTTP/" or not (48 <= data[i + 6] <= 57) or data[i + 7] != 46:
+        return 400
+    if not (48 <= data[i + 8] <= 57):
+        return 400
+    return 501
 
 
 cdef bytes _origin_form(str method, bytes target):

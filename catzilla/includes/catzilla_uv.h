@@ -133,7 +133,7 @@ int uv_async_send(uv_async_t* handle);
  */
 static size_t catzilla_wqs_offset = 0;
 
-static void catzilla_uv_init(void) {
+static inline void catzilla_uv_init(void) {
   size_t align = sizeof(size_t);
   size_t off = uv_handle_size(UV_HANDLE);
   catzilla_wqs_offset = (off + align - 1) / align * align;

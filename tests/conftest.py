@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import h11
+import pytest
+
+from catzilla import _core
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_up():
+    """Open and close one server and client first: the first event loop of a process
+    creates process-wide resources (a wake-up pipe) that are not leaks."""
+    from catzilla import Catzilla
+    from catzilla.testing import TestClient
+
+    with TestClient(Catzilla()) as client:
+        client.get("/")
+    yield
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(_warm_up):
+    """Every test must leave no libuv handle, thread or file descriptor behind."""
+    threads_before = set(threading.enumerate())
+    fds_before = _open_fds()
+    yield
+    assert _core.live_handles() == 0, "catzilla left %d libuv handles open" % _core.live_handles()
+    leaked_threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert not leaked_threads, "threads left running: %r" % leaked_threads
+    leaked_fds = _open_fds() - fds_before
+    # an fd number listed now but not before is a leak only if it is still open
+    leaked = [fd for fd in leaked_fds if os.path.exists("/proc/self/fd/" + fd)]
+    assert not leaked, "file descriptors left open: %r" % [
+        os.readlink("/proc/self/fd/" + fd) for fd in leaked if os.path.exists("/proc/self/fd/" + fd)
+    ]
+
+
+class RawClient:
+    """A raw socket to the server; responses are parsed by h11, an HTTP implementation we did
+    not write. ``send`` writes bytes as they are; ``response`` parses the next response."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.conn = h11.Connection(h11.CLIENT)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def response(self, method: str = "GET") -> tuple[h11.Response, bytes]:
+        """Parse the next response to a request made with ``method``."""
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+        self.conn.send(h11.Request(method=method, target="/", headers=[("Host", "t")]))
+        self.conn.send(h11.EndOfMessage())
+        head = None
+        body = b""
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                self.conn.receive_data(self.sock.recv(65536))
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                return head, body
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("closed before a complete response")
+
+    def read_until_closed(self) -> bytes:
+        """Everything the server still sends until it closes the connection."""
+        data = b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+    def is_closed_by_server(self) -> bool:
+        return self.read_until_closed() == b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def header(response: h11.Response, name: str) -> str | None:
+    name_b = name.lower().encode()
+    for k, v in response.headers:
+        if k == name_b:
+            return v.decode("latin-1")
+    return None

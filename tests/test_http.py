@@ -1,0 +1,358 @@
+"""HTTP/1.1 framing over real loopback sockets, checked with h11 (an independent parser)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+
+import pytest
+from conftest import RawClient, header
+
+from catzilla import Catzilla, HTTPException, JSONResponse, Response
+from catzilla.testing import TestClient
+
+
+def make_app(**kw) -> Catzilla:
+    app = Catzilla(**kw)
+
+    @app.get("/")
+    def home(request):
+        return Response(b"hello")
+
+    @app.post("/echo")
+    def echo(request):
+        return Response(request.body, media_type="application/octet-stream",
+                        headers={"X-Method": request.method})
+
+    @app.get("/slow")
+    async def slow(request):
+        await asyncio.sleep(0.05)
+        return Response(b"slow")
+
+    @app.get("/n/{i:int}")
+    def number(request):
+        return JSONResponse({"i": request.path_params["i"]})
+
+    @app.get("/boom")
+    def boom(request):
+        raise RuntimeError("kaboom")
+
+    @app.get("/teapot")
+    def teapot(request):
+        raise HTTPException(418)
+
+    @app.get("/big")
+    def big(request):
+        return Response(b"x" * 3_000_000)
+
+    @app.get("/empty")
+    def empty(request):
+        return Response(status_code=204)
+
+    @app.get("/close")
+    def close(request):
+        return Response(b"bye", headers={"Connection": "close"})
+
+    @app.get("/badheader")
+    def badheader(request):
+        return Response(b"x", headers={"X-Evil": "a\r\nSet-Cookie: pwned=1"})
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def client():
+    from catzilla import _core
+
+    with TestClient(make_app()) as c:
+        yield c
+    assert _core.live_handles() == 0, "the module's server left libuv handles open"
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    # The module-scoped server outlives single tests, so conftest's per-test leak check
+    # would count it; the `client` fixture checks for leaks when the module ends.
+    yield
+
+
+def raw(client) -> RawClient:
+    return RawClient(client.port)
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(client):
+    with raw(client) as c:
+        for _ in range(3):
+            c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp, body = c.response()
+            assert resp.status_code == 200 and body == b"hello"
+            assert header(resp, "content-length") == "5"
+            assert header(resp, "server") == "catzilla"
+            assert header(resp, "date").endswith(" GMT")
+            assert header(resp, "connection") is None
+
+
+def test_pipelined_requests_are_answered_in_order_even_across_async_handlers(client):
+    with raw(client) as c:
+        c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+               b"GET /n/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+               b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+               b"GET /n/2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        bodies = [c.response(m)[1] for m in ("GET", "GET", "POST", "GET")]
+        assert bodies == [b"slow", b'{"i":1}', b"abc", b'{"i":2}']
+
+
+def test_many_pipelined_requests_in_one_write(client):
+    with raw(client) as c:
+        c.send(b"".join(b"GET /n/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(200)))
+        for i in range(200):
+            assert c.response()[1] == b'{"i":%d}' % i
+
+
+def test_head_sends_headers_without_body(client):
+    with raw(client) as c:
+        c.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response("HEAD")
+        assert resp.status_code == 200 and body == b""
+        assert header(resp, "content-length") == "5"
+        # the next response starts right after the head: nothing of a body was sent
+        assert c.response()[1] == b"hello"
+
+
+def test_http10_closes_after_response(client):
+    with raw(client) as c:
+        c.send(b"GET / HTTP/1.0\r\n\r\n")
+        data = c.read_until_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nConnection: close" in head
+    assert body == b"hello"
+
+
+def test_http10_keep_alive_is_honoured(client):
+    with raw(client) as c:
+        c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        data = b""
+        while b"hello" not in data:
+            data += c.sock.recv(4096)
+        assert b"\r\nConnection: keep-alive\r\n" in data
+        c.send(b"GET /n/7 HTTP/1.0\r\n\r\n")
+        rest = c.read_until_closed()
+        assert rest.endswith(b'{"i":7}')
+
+
+def test_connection_close_request_header(client):
+    with raw(client) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        resp, body = c.response()
+        assert body == b"hello" and header(resp, "connection") == "close"
+        assert c.is_closed_by_server()
+
+
+def test_connection_close_response_header_closes(client):
+    with raw(client) as c:
+        c.send(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response()
+        assert body == b"bye" and header(resp, "connection") == "close"
+        assert c.is_closed_by_server()
+
+
+def test_expect_100_continue(client):
+    with raw(client) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+               b"Expect: 100-continue\r\n\r\n")
+        interim = c.sock.recv(4096)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        c.send(b"12345")
+        resp, body = c.response("POST")
+        assert resp.status_code == 200 and body == b"12345"
+
+
+def test_unsupported_expectation_gets_417(client):
+    with raw(client) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx")
+        resp, _ = c.response("POST")
+        assert resp.status_code == 417
+        assert c.is_closed_by_server()
+
+
+def test_chunked_request_body(client):
+    with raw(client) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n")
+        resp, body = c.response("POST")
+        assert resp.status_code == 200 and body == b"hello world"
+
+
+def test_request_body_split_across_many_writes(client):
+    payload = os.urandom(200_000)
+    with raw(client) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload))
+        for i in range(0, len(payload), 7919):
+            c.send(payload[i:i + 7919])
+        resp, body = c.response("POST")
+        assert body == payload
+
+
+def test_large_response_body_arrives_whole(client):
+    with raw(client) as c:
+        c.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response()
+        assert header(resp, "content-length") == "3000000" and body == b"x" * 3_000_000
+
+
+def test_204_has_no_body_and_no_length(client):
+    with raw(client) as c:
+        c.send(b"GET /empty HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response()
+        assert resp.status_code == 204 and body == b""
+        assert header(resp, "content-length") is None
+        assert c.response()[1] == b"hello"
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"this is not http\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 12abc\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx", 400),
+        (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"v" * 40000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\n", 413),
+    ],
+    ids=["garbage", "bad-header-line", "bad-content-length", "double-content-length",
+         "bad-chunk-size", "unknown-method", "long-url", "big-header", "too-many-headers",
+         "huge-content-length"],
+)
+def test_bad_requests_get_4xx_or_501_and_the_connection_closes(client, request_bytes, status):
+    with raw(client) as c:
+        c.send(request_bytes)
+        data = c.read_until_closed()
+    assert data.startswith(b"HTTP/1.1 %d " % status), data[:80]
+    assert b"\r\nConnection: close\r\n" in data
+    # and the server still serves
+    assert client.get("/").content == b"hello"
+
+
+def test_header_sent_slowly_over_limit_gets_431(client):
+    with raw(client) as c:
+        c.send(b"GET / HTTP/1.1\r\nX-Slow: ")
+        try:
+            for _ in range(20):
+                c.send(b"v" * 4096)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = c.read_until_closed()
+    assert data.startswith(b"HTTP/1.1 431 ")
+
+
+def test_chunked_body_over_limit_gets_413():
+    app = make_app(max_body_size=1000)
+    with TestClient(app) as client, raw(client) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(5):
+                c.send(b"190\r\n" + b"z" * 400 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = c.read_until_closed()
+        assert data.startswith(b"HTTP/1.1 413 ")
+
+
+def test_handler_exception_gives_500_without_trace_and_keeps_serving(client, caplog):
+    with raw(client) as c:
+        c.send(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response()
+        assert resp.status_code == 500
+        assert body == b'{"detail":"Internal Server Error"}'
+        assert b"kaboom" not in body
+        # same connection still works
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert c.response()[1] == b"hello"
+    assert any("kaboom" in (r.exc_text or "") or (r.exc_info and "kaboom" in str(r.exc_info[1]))
+               for r in caplog.records)
+
+
+def test_debug_mode_shows_the_traceback():
+    with TestClient(make_app(debug=True)) as client:
+        r = client.get("/boom")
+        assert r.status == 500
+        assert "RuntimeError: kaboom" in r.text and "Traceback" in r.text
+
+
+def test_http_exception_status_and_reason(client):
+    with raw(client) as c:
+        c.send(b"GET /teapot HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response()
+        assert resp.status_code == 418 and resp.reason == b"I'm a Teapot"
+        assert body == b'{"detail":"I\'m a Teapot"}'
+
+
+def test_response_header_injection_is_refused(client):
+    r = client.get("/badheader")
+    assert r.status == 500
+    assert "X-Evil" not in r.headers and "Set-Cookie" not in r.headers
+
+
+def test_absolute_form_target(client):
+    with raw(client) as c:
+        c.send(b"GET http://example.test/n/3 HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        assert c.response()[1] == b'{"i":3}'
+
+
+def test_random_garbage_never_crashes_the_server(client):
+    rng = random.Random(1234)
+    for _ in range(60):
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+        if rng.random() < 0.5:
+            junk = b"GET /" + junk
+        with raw(client) as c:
+            try:
+                c.send(junk + b"\r\n\r\n")
+                c.sock.shutdown(socket.SHUT_WR)
+                data = c.read_until_closed()
+            except ConnectionResetError:
+                data = b""
+        assert data == b"" or data.startswith(b"HTTP/1.1 ")
+    assert client.get("/").content == b"hello"
+
+
+def test_client_that_vanishes_mid_request_is_cleaned_up(client):
+    before = len(client.server.connections)
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", client.port))
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly-part")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # RST
+    # a request after them is served, and their registry entries are gone by then
+    with raw(client) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        c.response()
+        assert len(client.server.connections) == before + 1
+
+
+def test_idle_keep_alive_connection_is_closed_after_timeout():
+    app = make_app(keep_alive_timeout=0.5)
+    with TestClient(app) as client, raw(client) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        c.response()
+        c.sock.settimeout(5)
+        assert c.is_closed_by_server()
+
+
+def test_shutdown_closes_idle_keep_alive_connections():
+    app = make_app()
+    with TestClient(app) as client:
+        conns = [raw(client) for _ in range(5)]
+        for c in conns:
+            c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            c.response()
+    for c in conns:
+        assert c.is_closed_by_server()
+        c.close()
