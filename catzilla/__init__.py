@@ -5,12 +5,14 @@ from catzilla._core import Request
 from catzilla.app import Catzilla
 from catzilla.datastructures import Address, Headers, QueryParams
 from catzilla.exceptions import HTTPException
+from catzilla.files import FileResponse, UnsafePathError, safe_join
 from catzilla.responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 
 __version__ = "0.3.0.dev0"
@@ -18,6 +20,7 @@ __version__ = "0.3.0.dev0"
 __all__ = [
     "Address",
     "Catzilla",
+    "FileResponse",
     "HTMLResponse",
     "HTTPException",
     "Headers",
@@ -27,4 +30,7 @@ __all__ = [
     "RedirectResponse",
     "Request",
     "Response",
+    "StreamingResponse",
+    "UnsafePathError",
+    "safe_join",
 ]

@@ -20,6 +20,37 @@ cdef class _WriteReq:
     cdef object keep
 
 
+cdef class _Stream:
+    cdef Connection conn
+    cdef Server server
+    cdef Request request
+    cdef object content
+    cdef readonly str kind
+    cdef int mode
+    cdef Py_ssize_t expected
+    cdef readonly Py_ssize_t sent
+    cdef public Py_ssize_t queued
+    cdef public Py_ssize_t wqs
+    cdef Py_ssize_t high_water
+    cdef Py_ssize_t low_water
+    cdef readonly bint cancelled
+    cdef bint finished
+    cdef bint scheduled
+    cdef bint started
+    cdef public bint holds_fd
+    cdef object chunks
+    cdef object writable
+    cdef object drained
+    cdef object task
+    cdef object file_job
+
+    cdef int _begin(self) except -1
+    cdef void _cancel(self)
+    cdef void _flush(self)
+    cdef void _update_backlog(self)
+    cdef void _end(self, object failure)
+
+
 cdef class Server:
     cdef uv.uv_loop_t* uvloop
     cdef uv.uv_tcp_t* listener
@@ -51,6 +82,11 @@ cdef class Server:
     cdef readonly uint64_t bytes_sent
     cdef uint64_t next_conn_id
     cdef readonly object sockname
+    cdef uv.uv_async_t* wakeup
+    cdef object ready
+    cdef readonly object stream_pool
+    cdef readonly uint64_t streams_active
+    cdef readonly uint64_t total_streams
     cdef public object app_methods
     cdef object idle_waiter
 
@@ -59,6 +95,7 @@ cdef class Server:
     cdef void _handle_closed(self)
     cdef void _update_date(self)
     cdef void _conn_left(self, Connection conn)
+    cdef void _drain_ready(self)
 
 
 cdef class Connection:
@@ -93,6 +130,9 @@ cdef class Connection:
     cdef bint lingering
     cdef bint eof
     cdef bint close_after_response
+    cdef bint close_deferred
+    cdef readonly _Stream stream
+    cdef bytes last_path
     cdef uint64_t last_activity
     cdef uint64_t message_started
 
@@ -119,6 +159,8 @@ cdef class Connection:
     cdef void _close(self)
     cdef void _after_close(self)
     cdef bint _idle(self)
+    cdef void _close_handle(self)
+    cdef int _start_stream(self, Request req, object response, str kind) except -1
 
 
 cdef class Request:

@@ -10,10 +10,12 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
+from libc.stdio cimport snprintf
 
 LIBUV_VERSION_HEX = uv.CATZILLA_UV_VERSION_HEX
 uv.catzilla_uv_init()
 
 include "writer.pyx"
 include "http.pyx"
+include "stream.pyx"
 include "server.pyx"

@@ -37,7 +37,7 @@ cdef class Router:
     cdef _Node _root
     cdef dict _static           # path of a parameter-free route -> _Leaf
     cdef list _routes
-    cdef dict _names            # route name -> Route
+    cdef dict _names            # route name -> [Route, ...] with distinct paths
     cdef Py_ssize_t _dynamic    # number of routes with parameters
 
     cpdef tuple match(self, str method, str path)

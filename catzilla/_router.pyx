@@ -153,7 +153,8 @@ cdef str _unquote(str s):
 
 
 cdef inline bint _needs_decoding(str s):
-    return not PyUnicode_IS_ASCII(s) or PyUnicode_FindChar(s, 37, 0, PyUnicode_GET_LENGTH(s), 1) >= 0
+    return (not PyUnicode_IS_ASCII(s)
+            or PyUnicode_FindChar(s, 37, 0, PyUnicode_GET_LENGTH(s), 1) >= 0)    # '%'
 
 
 cdef object _to_int(str s):
@@ -480,13 +481,6 @@ cdef class Router:
                     f"route path {path!r} is already registered for {', '.join(taken)} "
                     f"(by route {other.path!r})"
                 )
-        if name is not None and name in self._names:
-            other = <Route>self._names[name]
-            if other._parts != parts:
-                raise ValueError(
-                    f"route name {name!r} for path {path!r} is already used by route "
-                    f"{other.path!r}"
-                )
 
         cdef Route route = Route.__new__(Route)
         route.path = path
@@ -506,8 +500,10 @@ cdef class Router:
         else:
             self._static[path] = leaf
         self._routes.append(route)
-        if name is not None and name not in self._names:
-            self._names[name] = route
+        if name is not None:
+            same_name = self._names.setdefault(name, [])
+            if not any((<Route>r)._parts == parts for r in same_name):
+                same_name.append(route)
         return route
 
     cpdef tuple match(self, str method, str path):
@@ -566,6 +562,8 @@ cdef class Router:
 
         ``url_path_for("file", p="a b/c.txt")`` on ``/files/{p:path}`` gives
         ``"/files/a%20b/c.txt"``; a ``{name}`` value has its '/' encoded as ``%2F``.
+        Several routes may share a name (the app names routes after their handler); the first
+        one registered whose parameter names are exactly those given is used.
         KeyError for an unknown name, ValueError for missing, unexpected or invalid params.
         """
         cdef Route route
@@ -573,17 +571,22 @@ cdef class Router:
         cdef int kind
         cdef str text
         try:
-            route = <Route>self._names[name]
+            candidates = <list>self._names[name]
         except KeyError:
             raise KeyError(f"no route named {name!r}") from None
-        missing = [p for p in route.param_names if p not in params]
-        if missing:
-            raise ValueError(
-                f"missing path parameter(s) {', '.join(missing)} for route {name!r} "
-                f"({route.path!r})"
-            )
-        extra = sorted(p for p in params if p not in route.param_names)
-        if extra:
+        for r in candidates:     # the first route with that name whose parameters fit
+            if set((<Route>r).param_names) == params.keys():
+                route = <Route>r
+                break
+        else:
+            route = <Route>candidates[0]
+            missing = [p for p in route.param_names if p not in params]
+            if missing:
+                raise ValueError(
+                    f"missing path parameter(s) {', '.join(missing)} for route {name!r} "
+                    f"({route.path!r})"
+                )
+            extra = sorted(p for p in params if p not in route.param_names)
             raise ValueError(
                 f"unexpected path parameter(s) {', '.join(extra)} for route {name!r} "
                 f"({route.path!r})"

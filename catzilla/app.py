@@ -46,6 +46,8 @@ class Catzilla:
         write_low_water: int = 64 * 1024,
         shutdown_timeout: float = 5.0,
         server_header: str | None = "catzilla",
+        max_stream_threads: int = 1000,
+        stream_thread_idle_timeout: float = 5.0,
     ) -> None:
         self.debug = debug
         self.router = Router()
@@ -59,12 +61,15 @@ class Catzilla:
             write_high_water=write_high_water,
             write_low_water=write_low_water,
             server_header=server_header,
+            max_stream_threads=max_stream_threads,
+            stream_thread_idle_timeout=stream_thread_idle_timeout,
         )
         self.shutdown_timeout = shutdown_timeout
         self._methods: set[str] = set()
         self._servers: list[_core.Server] = []
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.connections = ConnectionRegistry(self)
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -156,10 +161,17 @@ class Catzilla:
         close every connection."""
         timeout = self.shutdown_timeout if timeout is None else timeout
         servers, self._servers = self._servers, []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         waiters = [s.begin_shutdown() for s in servers]
         if waiters:
             await asyncio.wait(waiters, timeout=timeout)
         await asyncio.gather(*(s.close_all() for s in servers))
+        # Producers were told to stop; give their threads what is left of the deadline.
+        for s in servers:
+            if not s.stream_pool.shutdown(max(0.0, deadline - loop.time())):
+                logger.warning("catzilla: some stream producers did not stop within %.1f s "
+                               "(they are blocked in user code)", timeout)
 
     def stop(self) -> None:
         """Ask a running ``listen()`` to shut down gracefully (thread-safe)."""
@@ -199,6 +211,55 @@ class Catzilla:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.shutdown()
+
+
+class ConnectionRegistry:
+    """The live connections of an app (``app.connections``), across its servers.
+
+    >>> len(app.connections), app.connections.stats()
+    >>> for conn in app.connections:
+    ...     print(conn.id, conn.client, conn.path, conn.bytes_sent, conn.stream_kind)
+    >>> app.connections[conn_id].close()
+    """
+
+    def __init__(self, app: Catzilla) -> None:
+        self._app = app
+
+    def _all(self) -> list[Any]:
+        return [c for s in self._app._servers for c in s.connections.values()]
+
+    def __len__(self) -> int:
+        return sum(len(s.connections) for s in self._app._servers)
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __contains__(self, conn_id: object) -> bool:
+        return self.get(conn_id) is not None  # type: ignore[arg-type]
+
+    def get(self, conn_id: int, default: Any = None) -> Any:
+        for s in self._app._servers:
+            conn = s.connections.get(conn_id)
+            if conn is not None:
+                return conn
+        return default
+
+    def __getitem__(self, conn_id: int) -> Any:
+        conn = self.get(conn_id)
+        if conn is None:
+            raise KeyError(conn_id)
+        return conn
+
+    def stats(self) -> dict[str, int]:
+        """Counters: total_accepted, active, streams_active, total_streams, total_requests,
+        bytes_sent."""
+        totals: dict[str, int] = {}
+        for s in self._app._servers:
+            for key, value in s.stats().items():
+                totals[key] = totals.get(key, 0) + value
+        return totals or dict.fromkeys(
+            ("total_accepted", "active", "streams_active", "total_streams", "total_requests",
+             "bytes_sent"), 0)
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -261,7 +261,7 @@ cdef class Connection:
         req.keep_alive = self.parser.should_keep_alive()
         if self.expect_length > self.server.max_body_size:
             self._abort(413, None)
-        if self.expect_continue and req.http_version == "1.1":
+        if self.expect_continue and req.http_version == "1.1" and not self.busy:
             self._write_interim(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, bytes body):
@@ -317,6 +317,7 @@ cdef class Connection:
         cdef int status
         self.busy = True
         self.busy_request = req
+        self.last_path = req.raw_path
         self.requests += 1
         srv.total_requests += 1
         try:
@@ -324,6 +325,8 @@ cdef class Connection:
             status = match[0]
             if status == 200:
                 req.path_params = match[2]
+                if match[2] and (b"%" in req.raw_path or b".." in req.raw_path):
+                    _check_path_params(match[2])
                 result = match[1](req)
             elif status == 404:
                 raise _HTTPException(404)
@@ -337,7 +340,18 @@ cdef class Connection:
     cdef void _finish(self, Request req, object result):
         try:
             if isinstance(result, _Response):
-                self._write_response(req, result)
+                if isinstance(result, _StreamingResponse):
+                    self._start_stream(req, result, "iter")
+                    return
+                if isinstance(result, _FileResponse):
+                    prepared = result.prepare(req)
+                    if prepared is not result:
+                        self._write_response(req, prepared)
+                    else:
+                        self._start_stream(req, result, "file")
+                        return
+                else:
+                    self._write_response(req, result)
             elif hasattr(result, "__await__"):
                 self.task = _ensure_future(result, loop=self.server.loop)
                 self.task.add_done_callback(self._task_done)
@@ -403,6 +417,87 @@ cdef class Connection:
         except BaseException as exc:
             _report_error(exc)
         self._graceful_close()
+
+    cdef int _start_stream(self, Request req, object response, str kind) except -1:
+        cdef Server srv = self.server
+        cdef _Buf buf = srv.buf
+        cdef _Stream stream
+        cdef uv.uv_buf_t b
+        cdef PyObject* owner = NULL
+        cdef int status = response.status_code
+        cdef int flags
+        cdef bint http10 = req.http_version == "1.0"
+        cdef bint head_only = req.method == "HEAD" or not _status_has_body(status)
+        cdef bint keep = (req.keep_alive and not self.close_after_response
+                          and not srv.draining and not http10)
+        content = response.content if kind != "file" else response.file_range
+        if kind == "iter":
+            if callable(content) and not hasattr(content, "__iter__") and not hasattr(
+                    content, "__aiter__"):
+                content = content()
+            if hasattr(content, "__aiter__"):
+                kind = "async"
+            elif isinstance(content, (str, bytes, bytearray, memoryview)):
+                content = (content,)
+                kind = "sync"
+            elif hasattr(content, "__iter__"):
+                kind = "sync"
+            else:
+                raise TypeError("StreamingResponse content must be an iterable, an iterator, a "
+                                "generator or an async generator, got %s"
+                                % type(content).__name__)
+        stream = _Stream.__new__(_Stream)
+        stream.conn = self
+        stream.server = srv
+        stream.request = req
+        stream.kind = kind
+        stream.content = content
+        if not head_only and kind != "async":
+            stream.writable = _threading.Event()
+            if kind == "sync":
+                stream.writable.set()
+            if not srv.stream_pool.try_submit(
+                    stream._run_sync if kind == "sync" else stream._run_file):
+                if kind == "sync":
+                    _close_producer(content)
+                self._write_response(req, _JSONResponse(
+                    {"detail": "Too many active streams, retry later"}, 503,
+                    {"Retry-After": "1"}))
+                self._response_done()
+                return 0
+        elif head_only and kind != "file":
+            _close_producer(content)
+        buf.size = 0
+        flags = _put_head(srv, buf, status, response.raw_headers, -1, keep, http10,
+                          not http10 and not head_only)
+        if (flags & HEAD_USER_CLOSE) or not keep:
+            self.close_after_response = True
+        if flags & HEAD_HAS_LENGTH:
+            stream.mode = MODE_LENGTH
+            stream.expected = _content_length_of(response.raw_headers)
+        elif http10:
+            stream.mode = MODE_CLOSE
+        else:
+            stream.mode = MODE_CHUNKED
+        b.base = buf.data
+        b.len = buf.size
+        self._write(&b, &owner, 1)
+        if head_only:
+            self._response_done()
+            return 0
+        self.stream = stream
+        stream._begin()
+        return 0
+
+    @property
+    def path(self):
+        """The path of the request being (or last) served on this connection."""
+        return _ds.unquote_path(self.last_path) if self.last_path is not None else None
+
+    @property
+    def stream_kind(self):
+        """'sync', 'async' or 'file' while a streaming response is running, else None."""
+        return self.stream.kind if self.stream is not None else None
 
     cdef int _write_response(self, Request req, object response) except -1:
         body = response.body
@@ -502,6 +597,8 @@ cdef class Connection:
         if status < 0:
             self._close()
             return
+        if self.stream is not None:
+            self.stream._update_backlog()
         if (self.read_paused and not self.busy and len(self.pending) < 16
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
                 <= <size_t>self.server.write_low_water):
@@ -578,6 +675,15 @@ cdef class Connection:
             self.task = None
             task.cancel()
         self.server._conn_left(self)
+        if self.stream is not None:
+            self.stream._cancel()
+            if self.stream.holds_fd:
+                # a sendfile worker still uses the fd: close when it has let go
+                self.close_deferred = True
+                return
+        self._close_handle()
+
+    cdef void _close_handle(self):
         uv.uv_close(<uv.uv_handle_t*>self.handle, _on_conn_close_cb)
 
     cdef void _after_close(self):
@@ -586,6 +692,7 @@ cdef class Connection:
         self.parser = None
         self.cur = None
         self.busy_request = None
+        self.stream = None
         self.server._handle_closed()
 
     cdef bint _idle(self):
@@ -616,6 +723,17 @@ cdef class Connection:
     def __repr__(self):
         return "<Connection id=%d client=%r requests=%d%s>" % (
             self.id, self.client, self.requests, " closed" if self.closed else "")
+
+
+cdef void _check_path_params(dict params):
+    """Path parameters are joined to file paths by users: refuse '..' segments, absolute
+    values and NUL, which only an encoded request path can produce."""
+    for value in params.values():
+        if type(value) is str:
+            v = <str>value
+            if "\x00" in v or v.startswith("/") or v.startswith("\\") or ".." in v.replace(
+                    "\\", "/").split("/"):
+                raise _HTTPException(400, "Invalid path parameter")
 
 
 cdef int _invalid_method_status(const char* data, Py_ssize_t n):

@@ -185,6 +185,36 @@ class RedirectResponse(Response):
         self.raw_headers.append((b"Location", url.encode("latin-1")))
 
 
+class StreamingResponse(Response):
+    """A response whose body is produced while it is sent.
+
+    ``content`` is a sync generator, iterator or iterable (run on a worker thread, so it may
+    block or ``time.sleep``), an async generator or iterator (run on the event loop), or a
+    callable returning one of those. Chunks may be ``str`` (sent as UTF-8) or bytes-like.
+    The body is sent with chunked transfer-encoding unless a ``Content-Length`` header is given.
+
+    >>> def ticks():
+    ...     for i in range(3):
+    ...         yield f"data: {i}\\n\\n"
+    ...         time.sleep(1)
+    >>> StreamingResponse(ticks(), content_type="text/event-stream")
+    """
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+        *,
+        media_type: str | None = None,
+    ) -> None:
+        if content is None:
+            raise TypeError("StreamingResponse needs content: a generator, iterator or iterable")
+        super().__init__(None, status_code, headers, content_type, media_type=media_type)
+        self.content = content
+
+
 def to_response(result: Any) -> Response:
     """Turn what a handler returned into a Response (dict/list -> JSON, str -> text)."""
     if isinstance(result, Response):
@@ -201,3 +231,6 @@ def to_response(result: Any) -> Response:
         "the handler returned %s; return a Response, a dict, a list or a str"
         % type(result).__name__
     )
+
+
+from catzilla.files import FileResponse  # noqa: E402  (files.py builds on Response)

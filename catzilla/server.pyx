@@ -7,7 +7,14 @@ import uvloop.loop as _uvloop_ext
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from catzilla.responses import Response as _Response, to_response as _to_response
+from catzilla.responses import (
+    FileResponse as _FileResponse,
+    JSONResponse as _JSONResponse,
+    Response as _Response,
+    StreamingResponse as _StreamingResponse,
+    to_response as _to_response,
+)
+from catzilla.streaming import StreamThreadPool as _StreamThreadPool
 
 _ensure_future = _asyncio.ensure_future
 
@@ -63,7 +70,8 @@ cdef class Server:
                   int max_headers=100, Py_ssize_t max_body_size=16 * 1024 * 1024,
                   double keep_alive_timeout=5.0, double request_timeout=30.0,
                   Py_ssize_t write_high_water=256 * 1024, Py_ssize_t write_low_water=64 * 1024,
-                  server_header="catzilla"):
+                  server_header="catzilla", int max_stream_threads=1000,
+                  double stream_thread_idle_timeout=5.0):
         global _live_handles
         cdef int err
         try:
@@ -91,6 +99,21 @@ cdef class Server:
         self.open_conns = {}
         self.buf = _Buf(8192)
         self._update_date()
+        self.ready = _deque()
+        self.stream_pool = _StreamThreadPool(max_stream_threads, stream_thread_idle_timeout)
+
+        self.wakeup = <uv.uv_async_t*>malloc(uv.uv_handle_size(uv.UV_ASYNC))
+        if self.wakeup == NULL:
+            raise MemoryError()
+        err = uv.uv_async_init(self.uvloop, self.wakeup, _on_wakeup_cb)
+        if err < 0:
+            free(self.wakeup)
+            self.wakeup = NULL
+            raise _uv_error(err)
+        uv.catzilla_handle_set_data(<uv.uv_handle_t*>self.wakeup, <void*>self)
+        Py_INCREF(self)
+        self.open_handles += 1
+        _live_handles += 1
 
         self.ticker = <uv.uv_timer_t*>malloc(uv.uv_handle_size(uv.UV_TIMER))
         if self.ticker == NULL:
@@ -183,6 +206,14 @@ cdef class Server:
                 if not self.idle_waiter.done():
                     self.idle_waiter.set_result(None)
 
+    cdef void _drain_ready(self):
+        cdef _Stream stream
+        ready = self.ready
+        while ready:
+            stream = ready.popleft()
+            stream.scheduled = False
+            stream._flush()
+
     cdef void _handle_closed(self):
         global _live_handles
         self.open_handles -= 1
@@ -229,6 +260,11 @@ cdef class Server:
         for conn in list(self.connections.values()):
             if conn._idle():
                 conn._close()
+            elif conn.stream is not None:
+                # Streams never end by themselves: stop the producer (its finally: runs),
+                # flush what it made, and close.
+                conn.stream._cancel()
+                conn._graceful_close()
             else:
                 conn.close_after_response = True
         self.idle_waiter = self.loop.create_future()
@@ -247,10 +283,26 @@ cdef class Server:
             uv.uv_timer_stop(self.ticker)
             uv.uv_close(<uv.uv_handle_t*>self.ticker, _on_server_handle_close_cb)
             self.ticker = NULL
+        if self.wakeup != NULL:
+            self._drain_ready()
+            uv.uv_close(<uv.uv_handle_t*>self.wakeup, _on_server_handle_close_cb)
+            self.wakeup = NULL
         self.closed_waiter = self.loop.create_future()
         if self.open_handles == 0:
             self.closed_waiter.set_result(None)
         return self.closed_waiter
+
+    def stats(self):
+        return {
+            "total_accepted": self.total_accepted,
+            "active": len(self.connections),
+            "streams_active": self.streams_active,
+            "total_streams": self.total_streams,
+            "total_requests": self.total_requests,
+            "bytes_sent": self.bytes_sent + sum(
+                (<_Stream>c.stream).sent for c in self.connections.values()
+                if c.stream is not None and c.stream.kind == "file"),
+        }
 
     @property
     def open_handle_count(self):

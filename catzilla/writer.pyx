@@ -179,6 +179,8 @@ cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t co
             if nl == 14 and catzilla_lower_eq(np, 14, "content-length"):
                 flags |= HEAD_HAS_LENGTH
             elif nl == 17 and catzilla_lower_eq(np, 17, "transfer-encoding"):
+                if http10:
+                    continue   # HTTP/1.0 has no chunked coding: the body is close-delimited
                 flags |= HEAD_HAS_TE
             elif nl == 6 and catzilla_lower_eq(np, 6, "server"):
                 has_server = True
@@ -204,6 +206,19 @@ cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t co
         buf.put("Connection: keep-alive\r\n", 24)
     buf.put("\r\n", 2)
     return flags
+
+
+cdef Py_ssize_t _content_length_of(list headers) except -2:
+    for name, value in headers:
+        if (<bytes>name).lower() == b"content-length":
+            try:
+                n = int(value)
+            except ValueError:
+                n = -1
+            if n < 0:
+                raise ValueError("invalid Content-Length header %r" % (value,))
+            return n
+    return -1
 
 
 cdef inline bint _status_has_body(int status):

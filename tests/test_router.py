@@ -315,7 +315,7 @@ def test_long_encoded_segment():
     ep = endpoint("ep")
     router = router_with(("/x/{v}", ep, ["GET"]))
     value = "\u00e9\U0001F600/ " * 300
-    raw = "".join("%{:02X}".format(b) for b in value.encode("utf-8"))
+    raw = "".join(f"%{b:02X}" for b in value.encode("utf-8"))
     assert router.match("GET", "/x/" + raw) == (200, ep, {"v": value})
     assert router.match("GET", "/x/" + "\u65e5" * 1000) == (200, ep, {"v": "\u65e5" * 1000})
 
@@ -576,7 +576,8 @@ def test_bad_parameter_names(path):
 
 
 def test_duplicate_parameter_names():
-    with pytest.raises(ValueError, match=r"duplicate parameter name 'a' in route path '/x/\{a\}/y/\{a:int\}'"):
+    message = r"duplicate parameter name 'a' in route path '/x/\{a\}/y/\{a:int\}'"
+    with pytest.raises(ValueError, match=message):
         Router().add("/x/{a}/y/{a:int}", endpoint("x"), ["GET"])
 
 
@@ -665,10 +666,21 @@ def test_failed_add_leaves_router_unchanged():
 def test_name_reuse():
     router = Router()
     router.add("/u/{id}", endpoint("get"), ["GET"], name="user")
-    router.add("/u/{id:str}", endpoint("put"), ["PUT"], name="user")     # same path: fine
+    router.add("/u/{id:str}", endpoint("put"), ["PUT"], name="user")     # same path
     assert router.url_path_for("user", id="7") == "/u/7"
-    with pytest.raises(ValueError, match=r"route name 'user' for path '/v/\{id\}' is already used"):
-        router.add("/v/{id}", endpoint("other"), ["GET"], name="user")
+    # one handler on several paths (the app names routes after their handler)
+    router.add("/users/{id}", endpoint("get"), ["GET"], name="user")
+    router.add("/people/{uid:int}/{tab}", endpoint("get"), ["GET"], name="user")
+    router.add("/me", endpoint("get"), ["GET"], name="user")
+    # the first registration whose parameter names are exactly those given
+    assert router.url_path_for("user", id="7") == "/u/7"
+    assert router.url_path_for("user", tab="x", uid=3) == "/people/3/x"
+    assert router.url_path_for("user") == "/me"
+    # no fit: reported against the first registration with that name
+    with pytest.raises(ValueError, match=r"unexpected path parameter\(s\) other .*'/u/\{id\}'"):
+        router.url_path_for("user", id="7", other=1)
+    with pytest.raises(ValueError, match=r"missing path parameter\(s\) id .*'/u/\{id\}'"):
+        router.url_path_for("user", uid=3)
 
 
 def test_path_must_be_str():
@@ -768,9 +780,9 @@ def test_url_path_for_round_trips_random_values():
         if kind == "s":
             params = {"a": text()}
         elif kind == "i":
-            params = {"a": rng.randint(-(10 ** 30), 10 ** 30),
-                      "b": rng.choice([rng.uniform(-1e6, 1e6), rng.random() * 10 ** rng.randint(-320, 308),
-                                       -0.0, 5e-324, 1.7976931348623157e308])}
+            b = rng.choice([rng.uniform(-1e6, 1e6), rng.random() * 10 ** rng.randint(-320, 308),
+                            -0.0, 5e-324, 1.7976931348623157e308])
+            params = {"a": rng.randint(-(10 ** 30), 10 ** 30), "b": b}
         elif kind == "p":
             params = {"a": text(), "rest": text(min_len=0)}
         else:
@@ -803,7 +815,7 @@ def _ref_convert(conv, seg):
     if conv == "str":
         return seg
     if conv == "int":
-        body = seg[1:] if seg.startswith("-") else seg
+        body = seg.removeprefix("-")
         return int(seg) if body and all("0" <= c <= "9" for c in body) else None
     if any(c.isspace() for c in seg):
         return None

@@ -1,0 +1,162 @@
+"""Files: FileResponse (sendfile, Range, ETag/Last-Modified, HEAD) and safe_join."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import stat
+from collections.abc import Mapping
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from catzilla.responses import JSONResponse, Response
+
+
+class UnsafePathError(ValueError):
+    """A user-supplied name would leave the directory it is joined to."""
+
+
+def safe_join(root: str | os.PathLike[str], name: str) -> Path:
+    """Join a user-supplied relative ``name`` to ``root``; refuse anything that escapes it.
+
+    >>> safe_join("uploads", "reports/2026.csv")      # uploads/reports/2026.csv
+    >>> safe_join("uploads", "../etc/passwd")          # raises UnsafePathError
+
+    Refused: absolute names, ``..`` segments, backslashes, NUL, percent-encoded separators
+    or dots left in the name (a sign of double encoding), and symlinks resolving outside root.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnsafePathError("empty file name")
+    lowered = name.lower()
+    if "\x00" in name or "\\" in name or "%2f" in lowered or "%5c" in lowered or "%2e" in lowered:
+        raise UnsafePathError("invalid character in file name %r" % name)
+    if name.startswith("/") or os.path.isabs(name):
+        raise UnsafePathError("absolute file name %r" % name)
+    parts = name.split("/")
+    if any(p in ("..", ".") for p in parts):
+        raise UnsafePathError("file name %r leaves its directory" % name)
+    base = Path(root).resolve()
+    target = (base / name).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafePathError("file name %r resolves outside %s" % (name, base))
+    return target
+
+
+class FileResponse(Response):
+    """Send a file with sendfile(2): ``Content-Length``, ``ETag``, ``Last-Modified``,
+    single ``Range`` requests (206, 416), conditional requests (304) and HEAD.
+
+    >>> FileResponse(safe_join("uploads", name), filename=name)
+    """
+
+    media_type = None
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        filename: str | None = None,
+        content_type: str | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        media_type: str | None = None,
+        content_disposition_type: str = "attachment",
+    ) -> None:
+        self.path = os.fspath(path)
+        self.filename = filename
+        media = content_type or media_type
+        if media is None:
+            media = mimetypes.guess_type(filename or self.path)[0] or "application/octet-stream"
+        super().__init__(None, status_code, headers, media)
+        if filename is not None:
+            ascii_name = filename.encode("ascii", "replace").decode().replace('"', "")
+            value = '%s; filename="%s"' % (content_disposition_type, ascii_name)
+            if ascii_name != filename:
+                value += "; filename*=utf-8''%s" % quote(filename)
+            self.raw_headers.append((b"Content-Disposition", value.encode("latin-1")))
+        self.file_range: tuple[str, int, int] | None = None
+
+    def prepare(self, request: Any) -> Response:
+        """Decide status, range and headers for ``request``. Returns ``self`` when the file
+        body is to be sent (``file_range`` set), or another, complete Response."""
+        try:
+            st = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return JSONResponse({"detail": "Not Found"}, 404)
+        if not stat.S_ISREG(st.st_mode):
+            return JSONResponse({"detail": "Not Found"}, 404)
+        size = st.st_size
+        etag = '"%x-%x"' % (st.st_mtime_ns, size)
+        last_modified = formatdate(st.st_mtime, usegmt=True)
+        validators = [(b"ETag", etag.encode()), (b"Last-Modified", last_modified.encode())]
+        headers = request.headers
+        if self.status_code == 200 and _not_modified(headers, etag, st.st_mtime):
+            response = Response(None, 304)
+            response.raw_headers = validators
+            return response
+        self.raw_headers += validators
+        self.raw_headers.append((b"Accept-Ranges", b"bytes"))
+        offset, count = 0, size
+        range_header = headers.get("range")
+        if (self.status_code == 200 and range_header is not None
+                and _if_range_holds(headers.get("if-range"), etag, last_modified)):
+            parsed = _parse_range(range_header, size)
+            if parsed == "unsatisfiable":
+                response = JSONResponse({"detail": "Range Not Satisfiable"}, 416)
+                response.raw_headers.append((b"Content-Range", b"bytes */%d" % size))
+                return response
+            if parsed is not None:
+                start, end = parsed
+                offset, count = start, end - start + 1
+                self.status_code = 206
+                self.raw_headers.append(
+                    (b"Content-Range", b"bytes %d-%d/%d" % (start, end, size)))
+        self.raw_headers.append((b"Content-Length", b"%d" % count))
+        self.file_range = (self.path, offset, count)
+        return self
+
+
+def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
+    inm = headers.get("if-none-match")
+    if inm is not None:
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        return "*" in tags or etag in tags
+    ims = headers.get("if-modified-since")
+    if ims is not None:
+        try:
+            return int(mtime) <= parsedate_to_datetime(ims).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return False
+    return False
+
+
+def _if_range_holds(if_range: str | None, etag: str, last_modified: str) -> bool:
+    return if_range is None or if_range.strip() in (etag, last_modified)
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
+    """One ``bytes=`` range as (first, last) inclusive; "unsatisfiable"; or None to ignore
+    the header (malformed, or several ranges: the whole file is sent instead)."""
+    unit, _, spec = value.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":
+            suffix = int(last)
+            if suffix <= 0:
+                return "unsatisfiable" if suffix == 0 else None
+            return (max(0, size - suffix), size - 1) if size else "unsatisfiable"
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)

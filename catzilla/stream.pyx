@@ -1,0 +1,358 @@
+# Streaming responses: producers off the hot path, chunk framing, back-pressure, cancellation.
+#
+# Sync producers (generators, iterators, lists) run on worker threads; async generators run as
+# tasks on the loop; files are sent with sendfile(2) by a worker thread. Produced chunks are
+# appended to the stream's deque; a worker wakes the loop with the server's uv_async_t. The loop
+# writes every chunk ready for a stream in one vectored write: small chunks are framed into the
+# scratch buffer, large ones are written from the chunk object itself (no copy).
+
+import logging as _stream_logging
+import os as _os
+import select as _select
+import threading as _threading
+from asyncio import CancelledError as _CancelledError
+
+cdef extern from "<sys/socket.h>" nogil:
+    int c_shutdown "shutdown" (int fd, int how)
+    enum: SHUT_RDWR
+
+cdef enum:
+    MODE_CHUNKED = 1
+    MODE_LENGTH = 2
+    MODE_CLOSE = 3
+    SMALL_CHUNK = 4096
+    MAX_BATCH = 256
+
+cdef object _END = object()
+cdef bytes _CRLF = b"\r\n"
+cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
+
+
+class _Failure:
+    __slots__ = ("exc", "quiet")
+
+    def __init__(self, exc, quiet=False):
+        self.exc = exc
+        self.quiet = quiet
+
+
+cdef bytes _as_bytes(object chunk):
+    if type(chunk) is bytes:
+        return <bytes>chunk
+    if isinstance(chunk, str):
+        return (<str>chunk).encode("utf-8")
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError("a stream chunk must be str or bytes, got %s" % type(chunk).__name__)
+
+
+def _close_producer(content):
+    """Close a producer that will never be iterated (HEAD, 503), so its finally: runs."""
+    close = getattr(content, "close", None)
+    if close is not None:
+        close()
+    elif hasattr(content, "aclose"):
+        _ensure_future(content.aclose())
+
+
+cdef void _on_wakeup_cb(uv.uv_async_t* handle) noexcept with gil:
+    cdef Server srv = <Server>uv.catzilla_handle_get_data(<uv.uv_handle_t*>handle)
+    try:
+        srv._drain_ready()
+    except BaseException as exc:
+        _report_error(exc)
+
+
+cdef class _Stream:
+    """The body of one streaming response on one connection."""
+
+    def __cinit__(self):
+        self.chunks = _deque()
+
+    # -- producers' side (any thread, GIL held) ----------------------------------------------
+
+    def _push(self, item):
+        cdef Server srv = self.server
+        if type(item) is bytes:
+            self.queued += PyBytes_GET_SIZE(<bytes>item)
+        self.chunks.append(item)
+        if not self.scheduled:
+            self.scheduled = True
+            srv.ready.append(self)
+            if srv.wakeup != NULL:
+                uv.uv_async_send(srv.wakeup)
+
+    def _run_sync(self):
+        """Worker thread: iterate a sync producer, waiting while the socket is backed up."""
+        it = None
+        failure = None
+        writable = self.writable
+        try:
+            it = iter(self.content)
+            while not self.cancelled:
+                if self.queued + self.wqs > self.high_water:
+                    writable.clear()
+                    if self.queued + self.wqs > self.high_water and not self.cancelled:
+                        writable.wait()
+                    continue
+                try:
+                    chunk = next(it)
+                except StopIteration:
+                    break
+                if self.cancelled:
+                    break
+                data = _as_bytes(chunk)
+                if PyBytes_GET_SIZE(data):
+                    self._push(data)
+        except BaseException as exc:
+            failure = _Failure(exc)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException as exc:
+                    if failure is None:
+                        failure = _Failure(exc)
+            self._push(failure if failure is not None else _END)
+
+    def _run_file(self):
+        """Worker thread: sendfile(2) a byte range of a file to the socket."""
+        failure = None
+        cdef int sock_fd = -1
+        try:
+            self.writable.wait()   # set once the head has left (or on cancel)
+            path, offset, count, sock_fd = self.content
+            end = offset + count
+            poller = _select.poll()
+            poller.register(sock_fd, _select.POLLOUT)
+            with open(path, "rb") as f:
+                file_fd = f.fileno()
+                while offset < end and not self.cancelled:
+                    try:
+                        n = _os.sendfile(sock_fd, file_fd, offset, min(end - offset, 1 << 26))
+                    except BlockingIOError:
+                        poller.poll(500)
+                        continue
+                    if n == 0:
+                        raise RuntimeError("%s shrank while it was being sent" % (path,))
+                    offset += n
+                    self.sent += n
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            failure = _Failure(exc, quiet=True)
+        except BaseException as exc:
+            failure = _Failure(exc, quiet=self.cancelled)
+        finally:
+            self._push(failure if failure is not None else _END)
+
+    # -- the loop's side -------------------------------------------------------------------
+
+    cdef int _begin(self) except -1:
+        cdef Server srv = self.server
+        cdef int fd = -1
+        self.high_water = srv.write_high_water
+        self.low_water = srv.write_low_water
+        srv.streams_active += 1
+        srv.total_streams += 1
+        if self.kind == "async":
+            self.task = _ensure_future(_pump_async(self), loop=srv.loop)
+        elif self.kind == "file":
+            uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
+            self.content = self.content + (fd,)
+            self.holds_fd = True
+        self._update_backlog()
+        return 0
+
+    cdef void _update_backlog(self):
+        cdef Connection conn = self.conn
+        if conn.closed:
+            return
+        self.wqs = uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle)
+        if self.kind == "file":
+            if self.wqs == 0 and not self.writable.is_set():
+                self.writable.set()
+        elif self.queued + self.wqs <= self.low_water:
+            if self.writable is not None and not self.writable.is_set():
+                self.writable.set()
+            if self.drained is not None and not self.drained.done():
+                self.drained.set_result(None)
+
+    cdef void _flush(self):
+        """Write what the producer has made, in one vectored write per batch."""
+        cdef Connection conn = self.conn
+        cdef Server srv = self.server
+        cdef _Buf buf = srv.buf
+        cdef uv.uv_buf_t bufs[2 * MAX_BATCH + 2]
+        cdef PyObject* owners[2 * MAX_BATCH + 2]
+        cdef Py_ssize_t offsets[2 * MAX_BATCH + 2]
+        cdef int n, count, k, i
+        cdef Py_ssize_t ln, seg_start
+        cdef char hexbuf[24]
+        cdef bytes data
+        cdef object item, terminal = None
+        if self.finished:
+            self.chunks.clear()
+            return
+        if conn.closed or self.cancelled:
+            while self.chunks:
+                item = self.chunks.popleft()
+                if type(item) is bytes:
+                    self.queued -= PyBytes_GET_SIZE(<bytes>item)
+                else:
+                    self._end(item)
+            return
+        while self.chunks and terminal is None and not conn.closed:
+            buf.size = 0
+            n = 0
+            count = 0
+            seg_start = 0
+            while self.chunks and count < MAX_BATCH:
+                item = self.chunks.popleft()
+                if type(item) is not bytes:
+                    terminal = item
+                    break
+                data = <bytes>item
+                ln = PyBytes_GET_SIZE(data)
+                self.queued -= ln
+                if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
+                    terminal = _Failure(ValueError(
+                        "the stream produced more bytes than its Content-Length (%d)"
+                        % self.expected))
+                    break
+                self.sent += ln
+                count += 1
+                if self.mode == MODE_CHUNKED:
+                    k = snprintf(hexbuf, sizeof(hexbuf), "%zx\r\n", ln)
+                    buf.put(hexbuf, k)
+                if ln < SMALL_CHUNK:
+                    buf.put(PyBytes_AS_STRING(data), ln)
+                else:
+                    if buf.size > seg_start:
+                        offsets[n] = seg_start
+                        bufs[n].len = buf.size - seg_start
+                        owners[n] = NULL
+                        n += 1
+                    bufs[n].base = PyBytes_AS_STRING(data)
+                    bufs[n].len = ln
+                    offsets[n] = -1
+                    owners[n] = <PyObject*>data
+                    n += 1
+                    seg_start = buf.size
+                if self.mode == MODE_CHUNKED:
+                    buf.put("\r\n", 2)
+            if terminal is _END:
+                if self.mode == MODE_CHUNKED:
+                    buf.put_bytes(_LAST_CHUNK)
+                elif self.mode == MODE_LENGTH and self.sent != self.expected:
+                    terminal = _Failure(ValueError(
+                        "the stream produced %d bytes, fewer than its Content-Length (%d)"
+                        % (self.sent, self.expected)))
+            if buf.size > seg_start:
+                offsets[n] = seg_start
+                bufs[n].len = buf.size - seg_start
+                owners[n] = NULL
+                n += 1
+            for i in range(n):
+                if owners[i] == NULL:
+                    bufs[i].base = buf.data + offsets[i]
+            if n:
+                try:
+                    conn._write(bufs, owners, n)
+                except BaseException as exc:
+                    terminal = _Failure(exc)
+        self._update_backlog()
+        if terminal is not None:
+            self._end(terminal)
+
+    cdef void _end(self, object terminal):
+        """The producer is done (terminal is _END or a _Failure)."""
+        cdef Connection conn = self.conn
+        if self.holds_fd:
+            self.holds_fd = False
+            if self.kind == "file":
+                conn.bytes_sent += self.sent
+                self.server.bytes_sent += self.sent
+            if conn.close_deferred:
+                conn._close_handle()
+        if self.finished:
+            return
+        self.finished = True
+        self.server.streams_active -= 1
+        if conn.stream is self:
+            conn.stream = None
+        if conn.closed or self.cancelled:
+            return
+        if self.kind == "file" and terminal is _END and self.sent != self.expected:
+            terminal = _Failure(RuntimeError("sent %d of %d bytes" % (self.sent, self.expected)))
+        if terminal is _END:
+            if self.mode == MODE_CLOSE:
+                conn._graceful_close()
+            else:
+                conn._response_done()
+            return
+        if not (<object>terminal).quiet:
+            exc = (<object>terminal).exc
+            _logger.error("Exception in the stream producer of %s %s; the response is cut off",
+                          self.request.method, self.request.path,
+                          exc_info=(type(exc), exc, exc.__traceback__))
+        conn.close_after_response = True
+        conn._graceful_close()   # what was sent stays sent; no terminating chunk follows
+
+    cdef void _cancel(self):
+        """The client left (or the server is stopping): stop the producer."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        if not self.finished:
+            self.finished = True
+            self.server.streams_active -= 1
+        if self.writable is not None:
+            self.writable.set()
+        if self.drained is not None and not self.drained.done():
+            self.drained.cancel()
+        if self.task is not None:
+            self.task.cancel()
+        if self.holds_fd and len(self.content) == 4:
+            c_shutdown(<int>self.content[3], SHUT_RDWR)   # wakes the sendfile worker
+
+    @property
+    def backlog(self):
+        return self.queued + self.wqs
+
+
+async def _pump_async(_Stream stream):
+    """Iterate an async producer on the loop, awaiting while the socket is backed up."""
+    aiter = None
+    failure = None
+    try:
+        aiter = stream.content.__aiter__()
+        while not stream.cancelled:
+            try:
+                chunk = await aiter.__anext__()
+            except StopAsyncIteration:
+                break
+            if stream.cancelled:
+                break
+            data = _as_bytes(chunk)
+            if PyBytes_GET_SIZE(data):
+                stream.queued += PyBytes_GET_SIZE(data)
+                stream.chunks.append(data)
+                stream._flush()
+            if stream.queued + stream.wqs > stream.high_water and not stream.cancelled:
+                stream.drained = stream.server.loop.create_future()
+                await stream.drained
+                stream.drained = None
+    except _CancelledError:
+        failure = _Failure(None, quiet=True)
+    except BaseException as exc:
+        failure = _Failure(exc)
+    finally:
+        aclose = getattr(aiter, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except BaseException as exc:
+                if failure is None:
+                    failure = _Failure(exc)
+    stream.chunks.append(failure if failure is not None else _END)
+    stream._flush()
