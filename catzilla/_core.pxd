@@ -87,6 +87,8 @@ cdef class Server:
     cdef readonly object stream_pool
     cdef readonly uint64_t streams_active
     cdef readonly uint64_t total_streams
+    cdef int fd_holders
+    cdef bint wakeup_close_pending
     cdef public object app_methods
     cdef object idle_waiter
 
@@ -96,6 +98,8 @@ cdef class Server:
     cdef void _update_date(self)
     cdef void _conn_left(self, Connection conn)
     cdef void _drain_ready(self)
+    cdef void _close_wakeup(self)
+    cdef void _fd_released(self)
 
 
 cdef class Connection:

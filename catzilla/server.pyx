@@ -214,6 +214,16 @@ cdef class Server:
             stream.scheduled = False
             stream._flush()
 
+    cdef void _close_wakeup(self):
+        if self.wakeup != NULL:
+            uv.uv_close(<uv.uv_handle_t*>self.wakeup, _on_server_handle_close_cb)
+            self.wakeup = NULL
+
+    cdef void _fd_released(self):
+        self.fd_holders -= 1
+        if self.fd_holders == 0 and self.wakeup_close_pending:
+            self._close_wakeup()
+
     cdef void _handle_closed(self):
         global _live_handles
         self.open_handles -= 1
@@ -283,10 +293,12 @@ cdef class Server:
             uv.uv_timer_stop(self.ticker)
             uv.uv_close(<uv.uv_handle_t*>self.ticker, _on_server_handle_close_cb)
             self.ticker = NULL
-        if self.wakeup != NULL:
-            self._drain_ready()
-            uv.uv_close(<uv.uv_handle_t*>self.wakeup, _on_server_handle_close_cb)
-            self.wakeup = NULL
+        self._drain_ready()
+        if self.fd_holders == 0:
+            self._close_wakeup()
+        else:
+            # sendfile workers still hold sockets; their last word arrives through the wake-up
+            self.wakeup_close_pending = True
         self.closed_waiter = self.loop.create_future()
         if self.open_handles == 0:
             self.closed_waiter.set_result(None)

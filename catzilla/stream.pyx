@@ -160,6 +160,7 @@ cdef class _Stream:
             uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
             self.content = self.content + (fd,)
             self.holds_fd = True
+            srv.fd_holders += 1
         self._update_backlog()
         return 0
 
@@ -274,6 +275,7 @@ cdef class _Stream:
                 self.server.bytes_sent += self.sent
             if conn.close_deferred:
                 conn._close_handle()
+            self.server._fd_released()
         if self.finished:
             return
         self.finished = True

@@ -112,7 +112,10 @@ class TestClient:
             raise RuntimeError("the test server failed") from self._server_error
 
     async def _open_session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            connector=aiohttp.TCPConnector(limit=0),  # tests open hundreds of streams
+        )
 
     def _serve(self) -> None:
         loop = uvloop.new_event_loop()
