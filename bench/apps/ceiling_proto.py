@@ -1,0 +1,50 @@
+"""The ceiling: answer every request with fixed bytes, without parsing.
+
+Pure-Python-mode Cython: bench/build.py compiles this file with cythonize into bench/.cache/;
+uncompiled it still runs as a plain asyncio.Protocol (the report says which one ran).
+It counts request terminators (CRLF CRLF) in what it receives and writes one canned response per
+request. A request carrying "Connection: close" gets the closing variant, then the socket closes.
+"""
+
+import cython
+
+KEEP = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+        b"Server: ceiling\r\n\r\nHello, World!")
+CLOSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+         b"Connection: close\r\nServer: ceiling\r\n\r\nHello, World!")
+
+
+@cython.cclass
+class Ceiling:
+    transport: object
+    tail: bytes
+
+    def __init__(self):
+        self.tail = b""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes):
+        buf: bytes = self.tail + data if self.tail else data
+        n: cython.Py_ssize_t = buf.count(b"\r\n\r\n")
+        self.tail = buf[-3:]
+        if n == 0:
+            return
+        if b"onnection: close" in buf:
+            self.transport.write(CLOSE)
+            self.transport.close()
+        else:
+            self.transport.write(KEEP * n)
+
+    def connection_lost(self, exc):
+        self.transport = None
+
+    def eof_received(self):
+        return False
+
+    def pause_writing(self):
+        pass
+
+    def resume_writing(self):
+        pass
