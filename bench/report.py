@@ -86,13 +86,14 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
 
     if res["http"]:
         lines += ["", "## HTTP (wrk -t1)"]
-    for key, case in res["http"].items():
+    for _key, case in res["http"].items():
         s = http_summary(case)
         ref, ceil = s.get(OURS, {}), s.get(CEILING, {})
         mode = "keep-alive" if case["keepalive"] else "Connection: close"
         lines += ["", f"### {case['title']} — {case['connections']} connections, {mode}", "",
                   "| peer | req/s | min–max | ×catzilla | ×ceiling | CPU µs/req | CPU ×catzilla "
-                  "| p50 ms | p99 ms | flags |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "| p50 ms | p99 ms | flags |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for peer, v in sorted(s.items(), key=lambda kv: -(kv[1]["rps"] or 0)):
             if v["na"] or not v["rps"]:
                 lines.append(f"| {_label(res, peer)} | n/a | | | | | | | | "
@@ -113,7 +114,7 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
             lines.append(f"| {_label(res, peer)} | " +
                          " | ".join(_fmt(v / 2**20, 1) if v else "–" for v in vals) + " |")
 
-    for name, wl in res["streaming"].items():
+    for _name, wl in res["streaming"].items():
         lines += ["", f"## {wl['title']}", "", wl.get("description", ""), ""]
         cols = wl.get("columns", [])
         lines += [f"| peer | {wl['unit']} | min–max | ×catzilla | " +
@@ -127,7 +128,8 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
         for peer, slot, vals, med in sorted(rows, key=lambda t: -(t[3] or 0)):
             if slot.get("na") or med is None:
                 lines.append(f"| {_label(res, peer)} | n/a | | | " + " | " * len(cols) +
-                             f"{(slot.get('na') or _errors(slot.get('runs', [])) or 'no result')} |")
+                             f"{slot.get('na') or _errors(slot.get('runs', [])) or 'no result'}"
+                             " |")
                 continue
             extra = [_fmt(_med([r.get(c[0]) for r in slot["runs"]]), c[2]) for c in cols]
             lines.append(f"| {_label(res, peer)} | {_fmt(med, wl.get('digits', 0))} | "
@@ -147,12 +149,12 @@ def plot(res: dict, path):
         print("matplotlib missing (pip install matplotlib): no plot")
         return None
     panels = []
-    for key, case in res["http"].items():
+    for _key, case in res["http"].items():
         s = http_summary(case)
         mode = "keep-alive" if case["keepalive"] else "close"
         panels.append((f"{case['title']}\n{case['connections']} conns, {mode}", "req/s",
                        {_label(res, p): v["rps"] for p, v in s.items() if v["rps"]}))
-    for name, wl in res["streaming"].items():
+    for _name, wl in res["streaming"].items():
         panels.append((wl["title"], wl["unit"], {
             _label(res, p): _med([r["value"] for r in slot.get("runs", [])])
             for p, slot in wl["results"].items()}))
@@ -163,7 +165,7 @@ def plot(res: dict, path):
     cols = 4 if len(panels) > 6 else min(3, len(panels))
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
-    for ax, (title, unit, data) in zip(axes.flat, panels):
+    for ax, (title, unit, data) in zip(axes.flat, panels, strict=False):
         names = sorted(data, key=data.get)
         colors = ["tab:red" if n.startswith("catzilla (") else
                   "tab:gray" if n.startswith(("ceiling", "plain")) else "tab:blue" for n in names]

@@ -178,4 +178,5 @@ class Server:
 
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU spent between two snapshots, over processes seen in either."""
-    return sum(after.get(p, before.get(p, 0.0)) - before.get(p, 0.0) for p in set(before) | set(after))
+    pids = set(before) | set(after)
+    return sum(after.get(p, before.get(p, 0.0)) - before.get(p, 0.0) for p in pids)

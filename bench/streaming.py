@@ -119,7 +119,8 @@ class Plan:
         r["cpu_s"] = cpu_delta(before, server.cpu())
         r["value"] = r["lines"] / r["elapsed"] if r.get("elapsed") else None
         if r.get("lines") != self.records + 1 or not r.get("completed"):
-            r["error"] = f"{r.get('lines')} lines of {self.records + 1}, completed={r.get('completed')}"
+            r["error"] = (f"{r.get('lines')} lines of {self.records + 1}, "
+                          f"completed={r.get('completed')}")
         return r
 
     def sse(self, server) -> dict:
@@ -223,7 +224,7 @@ class Plan:
                                      "columns": cols, "digits": digits, "results": {}}
         targets = [p for p in peers if p.name != "ceiling"]
         for r in range(self.args.runs):
-            for key, title, unit, desc, cols, digits, method, route, fn in plan:
+            for key, _title, _unit, _desc, _cols, digits, method, route, fn in plan:
                 who = targets + ([SENDFILE] if key == "download/file" else [])
                 for peer in who:
                     slot = res["streaming"][key]["results"].setdefault(peer.name, {"runs": []})

@@ -32,4 +32,5 @@ class HTTPException(Exception):
         return "%d: %s" % (self.status_code, self.detail)
 
     def __repr__(self) -> str:
-        return "%s(status_code=%r, detail=%r)" % (type(self).__name__, self.status_code, self.detail)
+        name = type(self).__name__
+        return "%s(status_code=%r, detail=%r)" % (name, self.status_code, self.detail)

@@ -2,6 +2,7 @@
 
 import json as _json
 import logging as _logging
+import threading as _threading
 from collections import deque as _deque
 
 from httptools import HttpRequestParser as _HttpRequestParser
@@ -15,10 +16,16 @@ from httptools import (
 from cpython.buffer cimport PyBUF_READ
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
 
 from catzilla import datastructures as _ds
 from catzilla.exceptions import HTTPException as _HTTPException
+from catzilla.files import FileResponse as _FileResponse
+from catzilla.responses import (
+    JSONResponse as _JSONResponse,
+    Response as _Response,
+    StreamingResponse as _StreamingResponse,
+    to_response as _to_response,
+)
 
 _logger = _logging.getLogger("catzilla")
 
@@ -78,8 +85,10 @@ cdef void _report_error(object exc):
         pass
 
 
-cdef void _on_read_cb(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept with gil:
-    cdef Connection conn = <Connection>uv.catzilla_handle_get_data(<uv.uv_handle_t*>stream)
+cdef void _on_read_cb(uv.uv_stream_t* stream, ssize_t nread,
+                      const uv.uv_buf_t* buf) noexcept with gil:
+    cdef Connection conn = <Connection>uv.catzilla_handle_get_data(
+        <uv.uv_handle_t*>stream)
     try:
         conn._on_read(nread, buf.base)
     except BaseException as exc:
@@ -589,7 +598,8 @@ cdef class Connection:
             self._close()
             return 0
         Py_INCREF(wr)
-        if uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > <size_t>srv.write_high_water:
+        if (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+                > <size_t>srv.write_high_water):
             self._pause_reading()
         return 0
 

@@ -72,7 +72,8 @@ class Response:
         if isinstance(content, (bytearray, memoryview)):
             return bytes(content)
         raise TypeError(
-            "%s content must be str or bytes, got %s" % (type(self).__name__, type(content).__name__)
+            "%s content must be str or bytes, got %s"
+            % (type(self).__name__, type(content).__name__)
         )
 
     def _init_headers(
@@ -231,6 +232,3 @@ def to_response(result: Any) -> Response:
         "the handler returned %s; return a Response, a dict, a list or a str"
         % type(result).__name__
     )
-
-
-from catzilla.files import FileResponse  # noqa: E402  (files.py builds on Response)

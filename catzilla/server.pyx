@@ -7,13 +7,6 @@ import uvloop.loop as _uvloop_ext
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from catzilla.responses import (
-    FileResponse as _FileResponse,
-    JSONResponse as _JSONResponse,
-    Response as _Response,
-    StreamingResponse as _StreamingResponse,
-    to_response as _to_response,
-)
 from catzilla.streaming import StreamThreadPool as _StreamThreadPool
 
 _ensure_future = _asyncio.ensure_future

@@ -6,10 +6,8 @@
 # writes every chunk ready for a stream in one vectored write: small chunks are framed into the
 # scratch buffer, large ones are written from the chunk object itself (no copy).
 
-import logging as _stream_logging
 import os as _os
 import select as _select
-import threading as _threading
 from asyncio import CancelledError as _CancelledError
 
 cdef extern from "<sys/socket.h>" nogil:

@@ -5,8 +5,8 @@
 # points into the body object itself (no copy). Whatever the kernel does not take at once goes
 # through uv_write, with the Python objects it points into kept alive until the write callback.
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
-from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.ref cimport Py_DECREF
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy
 from libc.stdio cimport snprintf

@@ -34,7 +34,8 @@ def run(coro_fn, *args):
 
 def single_header(resp, name: str) -> str:
     """The one value of header ``name``; fails if it is missing or repeated."""
-    values = [v.decode("latin-1") for k, v in resp.raw_headers if k.lower() == name.lower().encode()]
+    key = name.lower().encode()
+    values = [v.decode("latin-1") for k, v in resp.raw_headers if k.lower() == key]
     assert len(values) == 1, "expected one %s header, got %r" % (name, values)
     return values[0]
 
@@ -184,7 +185,8 @@ def test_processing_pipeline(tmp_path: Path) -> None:
             assert len(lines) == 101, [line.text[:80] for line in lines[-3:]]
             items = [line.json() for line in lines[:100]]
             assert [item["item_id"] for item in items] == list(range(100))
-            assert [item["result"] for item in items[:2]] == ["Processed item 0", "Processed item 1"]
+            first_two = [item["result"] for item in items[:2]]
+            assert first_two == ["Processed item 0", "Processed item 1"]
             progress = [item["progress"] for item in items]
             assert progress[0] == 1.0 and progress[-1] == 100.0
             assert all(a < b for a, b in itertools.pairwise(progress))

@@ -356,3 +356,21 @@ def test_shutdown_closes_idle_keep_alive_connections():
     for c in conns:
         assert c.is_closed_by_server()
         c.close()
+
+
+def test_reason_phrase_for_every_standard_status_code():
+    from http import HTTPStatus
+
+    app = Catzilla()
+
+    @app.get("/status/{code:int}")
+    def status(request):
+        return Response(status_code=request.path_params["code"])
+
+    codes = [s for s in HTTPStatus if s >= 200]
+    with TestClient(app) as client, raw(client) as c:
+        c.send(b"".join(b"GET /status/%d HTTP/1.1\r\nHost: t\r\n\r\n" % s for s in codes))
+        for s in codes:
+            resp, _ = c.response()
+            assert resp.status_code == s
+            assert resp.reason.decode() == s.phrase, s

@@ -4,7 +4,6 @@ disconnects, the connection registry, graceful stop."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import queue
 import socket
 import threading
@@ -534,7 +533,7 @@ def test_producer_waits_while_the_client_does_not_read(kind):
         last = -1
         while last != produced[0]:
             last = produced[0]
-            wait_for(lambda: produced[0] != last, timeout=0.3)
+            wait_for(lambda last=last: produced[0] != last, timeout=0.3)
         assert produced[0] < 16 * 1024 * 1024, produced[0]
         stalled_at = produced[0]
         received = 0

@@ -8,6 +8,7 @@ import queue
 import threading
 
 import common
+
 from catzilla import Catzilla, JSONResponse, Request, Response, StreamingResponse
 
 app = Catzilla(production=True, log_requests=False, show_banner=False, memory_profiling=False)

@@ -4,6 +4,7 @@ import queue
 import threading
 
 import common
+
 from catzilla import Catzilla, JSONResponse, Request, Response
 
 try:

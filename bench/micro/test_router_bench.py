@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import pytest
-
 from catzilla._router import Router
 
 pytest.importorskip("pytest_benchmark")
