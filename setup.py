@@ -25,6 +25,11 @@ extensions = [
         ["catzilla/_router.pyx"],
         extra_compile_args=cflags,
     ),
+    Extension(
+        "catzilla._sse",
+        ["catzilla/_sse.pyx"],
+        extra_compile_args=cflags,
+    ),
 ]
 
 setup(

@@ -3,22 +3,28 @@
 from catzilla import _uvlink  # noqa: F401  (must run before catzilla._core is imported)
 from catzilla._core import Request
 from catzilla.app import Catzilla
+from catzilla._sse import ServerSentEvent, format_sse
+from catzilla.broadcast import Broadcast
 from catzilla.datastructures import Address, Headers, QueryParams
 from catzilla.exceptions import HTTPException
 from catzilla.files import FileResponse, UnsafePathError, safe_join
 from catzilla.responses import (
+    EventSourceResponse,
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
+    stop_reconnecting,
 )
 
 __version__ = "0.3.0.dev0"
 
 __all__ = [
     "Address",
+    "Broadcast",
+    "EventSourceResponse",
     "Catzilla",
     "FileResponse",
     "HTMLResponse",
@@ -30,7 +36,10 @@ __all__ = [
     "RedirectResponse",
     "Request",
     "Response",
+    "ServerSentEvent",
     "StreamingResponse",
     "UnsafePathError",
+    "format_sse",
     "safe_join",
+    "stop_reconnecting",
 ]

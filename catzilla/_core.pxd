@@ -22,7 +22,7 @@ cdef class _WriteReq:
 
 cdef class _Stream:
     cdef Connection conn
-    cdef Server server
+    cdef readonly Server server
     cdef Request request
     cdef object content
     cdef readonly str kind
@@ -43,12 +43,22 @@ cdef class _Stream:
     cdef object drained
     cdef object task
     cdef object file_job
+    cdef bint sse
+    cdef bint zero_copy
+    cdef uv.uv_timer_t* ping_timer
+    cdef uint64_t ping_ms
+    cdef public uint64_t send_timeout_ms
+    cdef public uint64_t last_progress
+    cdef object subscription
 
     cdef int _begin(self) except -1
     cdef void _cancel(self)
     cdef void _flush(self)
     cdef void _update_backlog(self)
     cdef void _end(self, object failure)
+    cdef void _start_ping(self)
+    cdef void _stop_ping(self)
+    cdef void _retire(self)
 
 
 cdef class Server:

@@ -13,6 +13,8 @@ from libc.stdlib cimport malloc, free
 from libc.stdio cimport snprintf
 
 LIBUV_VERSION_HEX = uv.CATZILLA_UV_VERSION_HEX
+
+cdef int _live_handles = 0
 uv.catzilla_uv_init()
 
 include "writer.pyx"

@@ -158,34 +158,45 @@ cdef inline bint _has(const _Text* t, int c) noexcept nogil:
     return t.size > 0 and memchr(t.ptr, c, <size_t>t.size) != NULL
 
 
-cdef void _scan_lines(_Text* t) noexcept nogil:
-    """Count the lines of t as the WHATWG parser splits them (CRLF, CR, LF)."""
-    cdef const char* p = t.ptr
+cdef inline const char* _find_break(const char* p, const char* end,
+                                    bint has_cr) noexcept nogil:
+    """The first CR or LF in [p, end), or end."""
     cdef const char* q
+    if p >= end:
+        return end
+    if not has_cr:
+        q = <const char*>memchr(p, _LF, <size_t>(end - p))
+        return q if q != NULL else end
+    while p < end and p[0] != _CR and p[0] != _LF:
+        p += 1
+    return p
+
+
+cdef inline const char* _after_break(const char* q, const char* end) noexcept nogil:
+    """Skip the line break at q: CRLF, CR or LF."""
+    if q[0] == _CR and q + 1 < end and q[1] == _LF:
+        return q + 2
+    return q + 1
+
+
+cdef void _scan_lines(_Text* t) noexcept nogil:
+    """Count the lines of t as the WHATWG parser splits them (CRLF, CR, LF) and their bytes.
+
+    _put_lines walks the text with the same two helpers, so it writes exactly what is counted.
+    """
+    cdef const char* p = t.ptr
     cdef const char* end = p + t.size
-    cdef Py_ssize_t lines = 1, breaks = 0
+    cdef const char* q
     t.has_cr = _has(t, _CR)
-    if not t.has_cr:
-        q = <const char*>memchr(p, _LF, <size_t>t.size) if t.size > 0 else NULL
-        while q != NULL:
-            lines += 1
-            q += 1
-            q = <const char*>memchr(q, _LF, <size_t>(end - q)) if q < end else NULL
-        breaks = lines - 1
-    else:
-        while p < end:
-            if p[0] == _CR:
-                lines += 1
-                breaks += 1
-                if p + 1 < end and p[1] == _LF:
-                    p += 1
-                    breaks += 1
-            elif p[0] == _LF:
-                lines += 1
-                breaks += 1
-            p += 1
-    t.lines = lines
-    t.chars = t.size - breaks
+    t.lines = 1
+    t.chars = 0
+    while True:
+        q = _find_break(p, end, t.has_cr)
+        t.chars += q - p
+        if q == end:
+            return
+        t.lines += 1
+        p = _after_break(q, end)
 
 
 cdef inline char* _put(char* out, const char* src, Py_ssize_t n) noexcept nogil:
@@ -207,25 +218,13 @@ cdef char* _put_lines(char* out, const char* prefix, Py_ssize_t plen,
     """Write ``prefix + line + LF`` for every line of t (scanned by _scan_lines)."""
     cdef const char* p = t.ptr
     cdef const char* end = p + t.size
-    cdef const char* start = p
     cdef const char* q
-    if t.lines == 1:
-        return _put_line(out, prefix, plen, p, t.size)
-    if not t.has_cr:
-        q = <const char*>memchr(start, _LF, <size_t>(end - start))
-        while q != NULL:
-            out = _put_line(out, prefix, plen, start, q - start)
-            start = q + 1
-            q = <const char*>memchr(start, _LF, <size_t>(end - start)) if start < end else NULL
-    else:
-        while p < end:
-            if p[0] == _CR or p[0] == _LF:
-                out = _put_line(out, prefix, plen, start, p - start)
-                if p[0] == _CR and p + 1 < end and p[1] == _LF:
-                    p += 1
-                start = p + 1
-            p += 1
-    return _put_line(out, prefix, plen, start, end - start)
+    while True:
+        q = _find_break(p, end, t.has_cr)
+        out = _put_line(out, prefix, plen, p, q - p)
+        if q == end:
+            return out
+        p = _after_break(q, end)
 
 
 # -- the encoder -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import uvloop
 
 from catzilla import _core
 from catzilla._router import Router
+from catzilla.broadcast import Broadcast
 from catzilla.exceptions import HTTPException
 from catzilla.responses import JSONResponse, PlainTextResponse, Response
 
@@ -70,6 +71,14 @@ class Catzilla:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connections = ConnectionRegistry(self)
+        self._broadcast: Broadcast | None = None
+
+    @property
+    def broadcast(self) -> Broadcast:
+        """The app's in-process broadcast hub (created on first use)."""
+        if self._broadcast is None:
+            self._broadcast = Broadcast()
+        return self._broadcast
 
     # -- routes ----------------------------------------------------------------------------
 

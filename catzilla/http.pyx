@@ -20,7 +20,9 @@ from libc.stdlib cimport malloc, free
 from catzilla import datastructures as _ds
 from catzilla.exceptions import HTTPException as _HTTPException
 from catzilla.files import FileResponse as _FileResponse
+from catzilla.broadcast import Subscription as _Subscription
 from catzilla.responses import (
+    EventSourceResponse as _EventSourceResponse,
     JSONResponse as _JSONResponse,
     Response as _Response,
     StreamingResponse as _StreamingResponse,
@@ -440,7 +442,9 @@ cdef class Connection:
         cdef bint keep = (req.keep_alive and not self.close_after_response
                           and not srv.draining and not http10)
         content = response.content if kind != "file" else response.file_range
-        if kind == "iter":
+        if kind == "iter" and isinstance(content, _Subscription):
+            kind = "hub"
+        elif kind == "iter":
             if callable(content) and not hasattr(content, "__iter__") and not hasattr(
                     content, "__aiter__"):
                 content = content()
@@ -461,7 +465,15 @@ cdef class Connection:
         stream.request = req
         stream.kind = kind
         stream.content = content
-        if not head_only and kind != "async":
+        if isinstance(response, _EventSourceResponse):
+            stream.sse = True
+            if response.ping:
+                stream.ping_ms = <uint64_t>(response.ping * 1000)
+            if response.send_timeout:
+                stream.send_timeout_ms = <uint64_t>(response.send_timeout * 1000)
+            if kind == "hub":
+                stream.subscription = content
+        if not head_only and kind != "async" and kind != "hub":
             stream.writable = _threading.Event()
             if kind == "sync":
                 stream.writable.set()
@@ -474,7 +486,7 @@ cdef class Connection:
                     {"Retry-After": "1"}))
                 self._response_done()
                 return 0
-        elif head_only and kind != "file":
+        elif head_only and kind != "file" and kind != "hub":
             _close_producer(content)
         buf.size = 0
         flags = _put_head(srv, buf, status, response.raw_headers, -1, keep, http10,
@@ -495,6 +507,8 @@ cdef class Connection:
             self._response_done()
             return 0
         self.stream = stream
+        if stream.sse and response.retry is not None:
+            stream.chunks.append(_sse_encode_item({"retry": response.retry}))
         stream._begin()
         return 0
 
@@ -609,6 +623,9 @@ cdef class Connection:
             return
         if self.stream is not None:
             self.stream._update_backlog()
+            if (self.stream is not None and self.stream.kind == "hub" and self.stream.chunks
+                    and self.stream.queued + self.stream.wqs <= self.stream.low_water):
+                self.stream._flush()
         if (self.read_paused and not self.busy and len(self.pending) < 16
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
                 <= <size_t>self.server.write_low_water):
@@ -811,6 +828,11 @@ cdef class Request:
     @property
     def body(self):
         return self._body
+
+    @property
+    def last_event_id(self):
+        """The ``Last-Event-ID`` header a reconnecting EventSource sends, or None."""
+        return self.headers.get("last-event-id")
 
     @property
     def content_type(self):

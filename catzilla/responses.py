@@ -216,6 +216,46 @@ class StreamingResponse(Response):
         self.content = content
 
 
+class EventSourceResponse(StreamingResponse):
+    """A Server-Sent Events stream.
+
+    ``content`` is anything StreamingResponse accepts, or ``hub.subscribe(channel)``; it may
+    yield ``ServerSentEvent``, a ``dict`` of fields, or ``str``/``bytes`` sent untouched (so
+    hand-formatted ``"data: ...\\n\\n"`` strings work). After ``ping`` seconds without a write
+    a ``: ping`` comment keeps proxies from closing the stream (a libuv timer per stream, reset
+    by every write). A client whose socket has not drained for ``send_timeout`` seconds is
+    disconnected. ``retry`` (ms) is sent first.
+
+    >>> EventSourceResponse(app.broadcast.subscribe("news", request.last_event_id))
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: Any,
+        ping: float | None = 15.0,
+        headers: Mapping[str, str] | None = None,
+        status_code: int = 200,
+        send_timeout: float | None = None,
+        retry: int | None = None,
+    ) -> None:
+        merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        if headers:
+            merged.update(headers)
+        super().__init__(content, status_code, merged)
+        if ping is not None and ping < 0:
+            raise ValueError("ping must be a positive number of seconds or None")
+        self.ping = ping
+        self.send_timeout = send_timeout
+        self.retry = retry
+
+
+def stop_reconnecting() -> Response:
+    """A 204 No Content answer, which tells a browser's EventSource to stop reconnecting."""
+    return Response(status_code=204)
+
+
 def to_response(result: Any) -> Response:
     """Turn what a handler returned into a Response (dict/list -> JSON, str -> text)."""
     if isinstance(result, Response):

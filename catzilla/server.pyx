@@ -11,9 +11,6 @@ from catzilla.streaming import StreamThreadPool as _StreamThreadPool
 
 _ensure_future = _asyncio.ensure_future
 
-cdef int _live_handles = 0
-
-
 def live_handles():
     """How many libuv handles catzilla has open in this process (listeners, timers,
     connections). Tests use it to prove nothing leaks."""
@@ -245,6 +242,13 @@ cdef class Server:
                         or now - conn.last_activity > request_ms):
                     conn._reject(408, None)
             elif conn._idle() and now - conn.last_activity > keep_alive_ms:
+                conn._close()
+            elif (conn.stream is not None and conn.stream.send_timeout_ms
+                    and conn.stream.wqs > 0
+                    and now - conn.stream.last_progress > conn.stream.send_timeout_ms):
+                # a client that does not drain its socket must not pin our memory
+                _logger.info("catzilla: closing connection %d: no progress sending for %.1f s",
+                             conn.id, conn.stream.send_timeout_ms / 1000)
                 conn._close()
 
     # -- shutdown -----------------------------------------------------------------------

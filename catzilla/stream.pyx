@@ -21,7 +21,10 @@ cdef enum:
     SMALL_CHUNK = 4096
     MAX_BATCH = 256
 
+from catzilla._sse import encode_item as _sse_encode_item
+
 cdef object _END = object()
+cdef bytes _PING = b": ping\n\n"
 cdef bytes _CRLF = b"\r\n"
 cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -53,6 +56,67 @@ def _close_producer(content):
         _ensure_future(content.aclose())
 
 
+cdef inline bytes _encode_chunk(_Stream stream, object chunk):
+    if stream.sse:
+        return _sse_encode_item(chunk)
+    return _as_bytes(chunk)
+
+
+cdef void _on_ping_cb(uv.uv_timer_t* timer) noexcept with gil:
+    cdef _Stream stream = <_Stream>uv.catzilla_handle_get_data(<uv.uv_handle_t*>timer)
+    try:
+        if not stream.finished and not stream.cancelled and not stream.chunks:
+            stream.queued += PyBytes_GET_SIZE(_PING)
+            stream.chunks.append(_PING)
+            stream._flush()
+    except BaseException as exc:
+        _report_error(exc)
+
+
+cdef void _on_ping_close_cb(uv.uv_handle_t* handle) noexcept with gil:
+    cdef _Stream stream = <_Stream>uv.catzilla_handle_get_data(handle)
+    free(handle)
+    try:
+        stream.server._handle_closed()
+    except BaseException as exc:
+        _report_error(exc)
+    finally:
+        Py_DECREF(stream)
+
+
+def _fanout(subscribers, bytes payload, Py_ssize_t queue_limit, bint disconnect_slow):
+    """Write one encoded event to every subscriber: the same bytes object goes to every socket
+    (no per-subscriber copy, no Python call per subscriber). Returns (reached, dropped,
+    disconnected). A subscriber whose socket is backed up keeps at most queue_limit events;
+    past that the oldest is dropped, or the subscriber is disconnected."""
+    cdef _Stream stream
+    cdef Py_ssize_t reached = 0, dropped = 0, disconnected = 0
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+    cdef object old
+    for s in tuple(subscribers):
+        stream = <_Stream>s
+        if stream.finished or stream.cancelled or stream.conn.closed:
+            continue
+        if stream.chunks or stream.wqs > stream.high_water:
+            if len(stream.chunks) >= queue_limit:
+                if disconnect_slow:
+                    stream.conn._close()
+                    disconnected += 1
+                    continue
+                old = stream.chunks.popleft()
+                if type(old) is bytes:
+                    stream.queued -= PyBytes_GET_SIZE(<bytes>old)
+                dropped += 1
+            stream.queued += size
+            stream.chunks.append(payload)
+        else:
+            stream.queued += size
+            stream.chunks.append(payload)
+            stream._flush()
+        reached += 1
+    return reached, dropped, disconnected
+
+
 cdef void _on_wakeup_cb(uv.uv_async_t* handle) noexcept with gil:
     cdef Server srv = <Server>uv.catzilla_handle_get_data(<uv.uv_handle_t*>handle)
     try:
@@ -80,6 +144,11 @@ cdef class _Stream:
             if srv.wakeup != NULL:
                 uv.uv_async_send(srv.wakeup)
 
+    def _enqueue(self, bytes data):
+        """Queue bytes to be written by the next flush (loop thread)."""
+        self.queued += PyBytes_GET_SIZE(data)
+        self.chunks.append(data)
+
     def _run_sync(self):
         """Worker thread: iterate a sync producer, waiting while the socket is backed up."""
         it = None
@@ -99,7 +168,7 @@ cdef class _Stream:
                     break
                 if self.cancelled:
                     break
-                data = _as_bytes(chunk)
+                data = _encode_chunk(self, chunk)
                 if PyBytes_GET_SIZE(data):
                     self._push(data)
         except BaseException as exc:
@@ -150,9 +219,17 @@ cdef class _Stream:
         cdef int fd = -1
         self.high_water = srv.write_high_water
         self.low_water = srv.write_low_water
+        self.last_progress = uv.uv_now(srv.uvloop)
         srv.streams_active += 1
         srv.total_streams += 1
-        if self.kind == "async":
+        if self.ping_ms:
+            self._start_ping()
+        if self.kind == "hub":
+            self.zero_copy = True
+            self.subscription._attach(self)   # queues the replay, joins the channel
+            if self.chunks:
+                self._flush()
+        elif self.kind == "async":
             self.task = _ensure_future(_pump_async(self), loop=srv.loop)
         elif self.kind == "file":
             uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
@@ -167,6 +244,8 @@ cdef class _Stream:
         if conn.closed:
             return
         self.wqs = uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle)
+        if self.wqs == 0:
+            self.last_progress = uv.uv_now(self.server.uvloop)
         if self.kind == "file":
             if self.wqs == 0 and not self.writable.is_set():
                 self.writable.set()
@@ -223,7 +302,7 @@ cdef class _Stream:
                 if self.mode == MODE_CHUNKED:
                     k = snprintf(hexbuf, sizeof(hexbuf), "%zx\r\n", ln)
                     buf.put(hexbuf, k)
-                if ln < SMALL_CHUNK:
+                if ln < SMALL_CHUNK and not self.zero_copy:
                     buf.put(PyBytes_AS_STRING(data), ln)
                 else:
                     if buf.size > seg_start:
@@ -259,6 +338,8 @@ cdef class _Stream:
                     conn._write(bufs, owners, n)
                 except BaseException as exc:
                     terminal = _Failure(exc)
+                if self.ping_timer != NULL:
+                    uv.uv_timer_again(self.ping_timer)
         self._update_backlog()
         if terminal is not None:
             self._end(terminal)
@@ -276,8 +357,7 @@ cdef class _Stream:
             self.server._fd_released()
         if self.finished:
             return
-        self.finished = True
-        self.server.streams_active -= 1
+        self._retire()
         if conn.stream is self:
             conn.stream = None
         if conn.closed or self.cancelled:
@@ -304,8 +384,7 @@ cdef class _Stream:
             return
         self.cancelled = True
         if not self.finished:
-            self.finished = True
-            self.server.streams_active -= 1
+            self._retire()
         if self.writable is not None:
             self.writable.set()
         if self.drained is not None and not self.drained.done():
@@ -314,6 +393,35 @@ cdef class _Stream:
             self.task.cancel()
         if self.holds_fd and len(self.content) == 4:
             c_shutdown(<int>self.content[3], SHUT_RDWR)   # wakes the sendfile worker
+
+    cdef void _retire(self):
+        """Once per stream: it produces no more (done, failed or cancelled)."""
+        self.finished = True
+        self.server.streams_active -= 1
+        self._stop_ping()
+        if self.subscription is not None:
+            subscription = self.subscription
+            self.subscription = None
+            subscription._detach(self)
+
+    cdef void _start_ping(self):
+        global _live_handles
+        cdef Server srv = self.server
+        self.ping_timer = <uv.uv_timer_t*>malloc(uv.uv_handle_size(uv.UV_TIMER))
+        if self.ping_timer == NULL:
+            raise MemoryError()
+        uv.uv_timer_init(srv.uvloop, self.ping_timer)
+        uv.catzilla_handle_set_data(<uv.uv_handle_t*>self.ping_timer, <void*>self)
+        Py_INCREF(self)
+        srv.open_handles += 1
+        _live_handles += 1
+        uv.uv_timer_start(self.ping_timer, _on_ping_cb, self.ping_ms, self.ping_ms)
+
+    cdef void _stop_ping(self):
+        if self.ping_timer != NULL:
+            uv.uv_timer_stop(self.ping_timer)
+            uv.uv_close(<uv.uv_handle_t*>self.ping_timer, _on_ping_close_cb)
+            self.ping_timer = NULL
 
     @property
     def backlog(self):
@@ -333,7 +441,7 @@ async def _pump_async(_Stream stream):
                 break
             if stream.cancelled:
                 break
-            data = _as_bytes(chunk)
+            data = _encode_chunk(stream, chunk)
             if PyBytes_GET_SIZE(data):
                 stream.queued += PyBytes_GET_SIZE(data)
                 stream.chunks.append(data)
