@@ -1,4 +1,5 @@
-# Declarations of catzilla._sse, the Server-Sent Events encoder (no libuv, no other catzilla module).
+# Declarations of catzilla._sse, the Server-Sent Events encoder (no libuv, no other catzilla
+# module).
 # Cython code cimports these:
 #     from catzilla._sse cimport ServerSentEvent, encode_event, encode_item
 

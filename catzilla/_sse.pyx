@@ -24,7 +24,6 @@ A value that is not None is always sent, falsy or not: ``data=""``, ``data=0``, 
 ``id=""`` (which resets the client's last event ID) and ``retry=0`` all appear.
 Wrong types raise TypeError, wrong values ValueError (UnicodeError for lone surrogates).
 """
-cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
@@ -76,6 +75,8 @@ cdef str _to_json(object obj):
         return "".join(_c_json(obj, 0))
     except RecursionError:
         raise ValueError("SSE data is nested too deeply or contains a reference cycle") from None
+
+
 cdef tuple _FIELD_NAMES = ("data", "event", "id", "retry", "comment")
 
 
@@ -238,33 +239,32 @@ cdef bytes encode_event(object data, object event, object id, object retry, obje
     cdef _Text c = _NO_TEXT, e = _NO_TEXT, i = _NO_TEXT, r = _NO_TEXT, d = _NO_TEXT
     cdef char id_buf[24]
     cdef char retry_buf[24]
-    # Owners of the bytes the views point into; they must outlive the copy below.
-    cdef object c_own = None, e_own = None, i_own = None, r_own = None, d_own = None
+    # Owners of the bytes the views point into: they must outlive the copy below.
+    cdef object _c_own = None, _e_own = None, _i_own = None, _r_own = None, _d_own = None
     cdef Py_ssize_t total = 1        # the blank line
-    cdef int overflow = 0
     cdef bytes out
     cdef char* w
 
     if comment is not None:
         if not isinstance(comment, str):
             raise TypeError(f"SSE comment must be str, not {_tname(comment)}")
-        c_own = _view_str(comment, &c)
+        _c_own = _view_str(comment, &c)
         _scan_lines(&c)
         total += c.lines * 3 + c.chars                      # ": " line LF
 
     if event is not None:
         if not isinstance(event, str):
             raise TypeError(f"SSE event must be str, not {_tname(event)}")
-        e_own = _view_str(event, &e)
+        _e_own = _view_str(event, &e)
         if _has(&e, _CR) or _has(&e, _LF):
             raise ValueError(f"SSE event must not contain CR or LF: {event!r}")
         total += 8 + e.size                                 # "event: " value LF
 
     if id is not None:
         if isinstance(id, str):
-            i_own = _view_str(id, &i)
+            _i_own = _view_str(id, &i)
         elif isinstance(id, int) and type(id) is not bool:
-            i_own = _view_int(id, &i, id_buf)
+            _i_own = _view_int(id, &i, id_buf)
         else:
             raise TypeError(f"SSE id must be str or int, not {_tname(id)}")
         if _has(&i, _CR) or _has(&i, _LF) or _has(&i, 0):
@@ -276,18 +276,18 @@ cdef bytes encode_event(object data, object event, object id, object retry, obje
             raise TypeError(f"SSE retry must be an int (milliseconds), not {_tname(retry)}")
         if retry < 0:
             raise ValueError(f"SSE retry must not be negative: {retry!r}")
-        r_own = _view_int(retry, &r, retry_buf)
+        _r_own = _view_int(retry, &r, retry_buf)
         total += 8 + r.size                                 # "retry: " digits LF
 
     if data is not None:
         if isinstance(data, str):
-            d_own = _view_str(data, &d)
+            _d_own = _view_str(data, &d)
         elif isinstance(data, bytes):
-            d_own = _view_bytes(data, &d, "data")
+            _d_own = _view_bytes(data, &d, "data")
         elif isinstance(data, (bytearray, memoryview)):
-            d_own = _view_bytes(bytes(data), &d, "data")
+            _d_own = _view_bytes(bytes(data), &d, "data")
         else:
-            d_own = _view_str(_to_json(data), &d)
+            _d_own = _view_str(_to_json(data), &d)
         _scan_lines(&d)
         total += d.lines * 7 + d.chars                      # "data: " line LF
     elif comment is None and event is None and id is None and retry is None:
@@ -312,9 +312,11 @@ cdef bytes encode_event(object data, object event, object id, object retry, obje
 
 
 def format_sse(data=None, event=None, id=None, retry=None, comment=None) -> bytes:
-    """Encode one event: ``format_sse(data="hi", event="greet")`` -> ``b"event: greet\\ndata: hi\\n\\n"``.
+    """Encode one event (see the module docstring for the rules).
 
-    See the module docstring for the rules. An event with every field None is a ValueError.
+        format_sse(data="hi", event="greet")    # b"event: greet\\ndata: hi\\n\\n"
+
+    An event with every field None is a ValueError.
     """
     return encode_event(data, event, id, retry, comment)
 

@@ -473,6 +473,9 @@ cdef class Connection:
                 stream.send_timeout_ms = <uint64_t>(response.send_timeout * 1000)
             if kind == "hub":
                 stream.subscription = content
+            if response.retry is not None and not head_only:
+                # first on the wire: queued before any producer can add to the stream
+                stream._enqueue(_sse_encode_item({"retry": response.retry}))
         if not head_only and kind != "async" and kind != "hub":
             stream.writable = _threading.Event()
             if kind == "sync":
@@ -507,8 +510,6 @@ cdef class Connection:
             self._response_done()
             return 0
         self.stream = stream
-        if stream.sse and response.retry is not None:
-            stream.chunks.append(_sse_encode_item({"retry": response.retry}))
         stream._begin()
         return 0
 

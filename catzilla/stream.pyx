@@ -231,6 +231,8 @@ cdef class _Stream:
                 self._flush()
         elif self.kind == "async":
             self.task = _ensure_future(_pump_async(self), loop=srv.loop)
+        if self.chunks and self.kind != "file":
+            self._flush()     # e.g. the SSE retry line, before the producer's first item
         elif self.kind == "file":
             uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
             self.content = self.content + (fd,)

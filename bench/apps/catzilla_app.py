@@ -1,20 +1,18 @@
 """catzilla (ours), from the working tree, with the guide's API."""
 
-import queue
 import threading
 
 import common
 
-from catzilla import Catzilla, JSONResponse, Request, Response
-
-try:
-    from catzilla import StreamingResponse
-except ImportError:  # streaming not landed yet: the harness reports n/a
-    StreamingResponse = None
-try:
-    from catzilla import FileResponse
-except ImportError:
-    FileResponse = None
+from catzilla import (
+    Catzilla,
+    EventSourceResponse,
+    FileResponse,
+    JSONResponse,
+    Request,
+    Response,
+    StreamingResponse,
+)
 
 app = Catzilla()
 
@@ -41,68 +39,51 @@ def echo(request: Request) -> Response:
     return Response(request.body, content_type="application/octet-stream")
 
 
-if FileResponse is not None:
-    @app.get("/file")
-    def file(request: Request) -> Response:
-        return FileResponse(common.DATA_FILE)
+@app.get("/file")
+def file(request: Request) -> Response:
+    return FileResponse(common.DATA_FILE)
 
 
-if StreamingResponse is not None:
-    subscribers: dict[int, queue.Queue] = {}
-    lock = threading.Lock()
+@app.get("/chunks")
+def chunks(request: Request) -> Response:
+    return StreamingResponse(common.file_chunks(), content_type="application/octet-stream")
 
-    @app.get("/chunks")
-    def chunks(request: Request) -> Response:
-        return StreamingResponse(common.file_chunks(), content_type="application/octet-stream")
 
-    @app.post("/process-stream")
-    def process(request: Request) -> Response:
-        return StreamingResponse(common.process_and_stream(),
-                                 content_type="application/x-ndjson",
-                                 headers={"Cache-Control": "no-cache"})
+@app.post("/process-stream")
+def process(request: Request) -> Response:
+    return StreamingResponse(common.process_and_stream(),
+                             content_type="application/x-ndjson",
+                             headers={"Cache-Control": "no-cache"})
 
-    def stream_events(key: int):
-        q: queue.Queue = queue.Queue(maxsize=1000)
-        with lock:
-            subscribers[key] = q
-        try:
-            while True:
-                try:
-                    yield q.get(timeout=common.HEARTBEAT)
-                except queue.Empty:
-                    yield common.HEARTBEAT_EVENT
-        finally:
-            with lock:
-                subscribers.pop(key, None)
 
-    @app.get("/sse")
-    def sse(request: Request) -> Response:
-        return StreamingResponse(stream_events(id(request)), content_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+# SSE the idiomatic catzilla way: the broadcast hub (encode once, fan out in the core,
+# heartbeats from a libuv timer per stream; no thread or queue per subscriber).
+hub = app.broadcast
 
-    def publisher(rate: float, seconds: float) -> None:
-        for seq, delay in common.publish_schedule(rate, seconds):
-            if delay:
-                common.time.sleep(delay)
-            event = common.sse_event(seq)
-            with lock:
-                targets = list(subscribers.values())
-            for q in targets:
-                try:
-                    q.put_nowait(event)
-                except queue.Full:
-                    pass
 
-    @app.post("/publish")
-    def publish(request: Request) -> Response:
-        rate = float(request.query_params.get("rate", "100"))
-        seconds = float(request.query_params.get("seconds", "5"))
-        threading.Thread(target=publisher, args=(rate, seconds), daemon=True).start()
-        return JSONResponse({"subscribers": len(subscribers)})
+@app.get("/sse")
+def sse(request: Request) -> Response:
+    return EventSourceResponse(hub.subscribe("bench"), ping=common.HEARTBEAT)
 
-    @app.get("/sleepy")
-    def sleepy(request: Request) -> Response:
-        return StreamingResponse(common.sleepy_ticks(), content_type="text/plain")
+
+def publisher(rate: float, seconds: float) -> None:
+    for seq, delay in common.publish_schedule(rate, seconds):
+        if delay:
+            common.time.sleep(delay)
+        hub.publish("bench", common.event_data(seq))
+
+
+@app.post("/publish")
+def publish(request: Request) -> Response:
+    rate = float(request.query_params.get("rate", "100"))
+    seconds = float(request.query_params.get("seconds", "5"))
+    threading.Thread(target=publisher, args=(rate, seconds), daemon=True).start()
+    return JSONResponse({"subscribers": hub.subscribers("bench")})
+
+
+@app.get("/sleepy")
+def sleepy(request: Request) -> Response:
+    return StreamingResponse(common.sleepy_ticks(), content_type="text/plain")
 
 
 if __name__ == "__main__":
