@@ -269,6 +269,7 @@ cdef class _Stream:
         cdef Py_ssize_t ln, seg_start
         cdef char hexbuf[24]
         cdef bytes data
+        cdef list hold
         cdef object item, terminal = None
         if self.finished:
             self.chunks.clear()
@@ -286,6 +287,7 @@ cdef class _Stream:
             n = 0
             count = 0
             seg_start = 0
+            hold = []   # the chunks our iovecs point into stay alive until _write keeps them
             while self.chunks and count < MAX_BATCH:
                 item = self.chunks.popleft()
                 if type(item) is not bytes:
@@ -312,6 +314,7 @@ cdef class _Stream:
                         bufs[n].len = buf.size - seg_start
                         owners[n] = NULL
                         n += 1
+                    hold.append(data)
                     bufs[n].base = PyBytes_AS_STRING(data)
                     bufs[n].len = ln
                     offsets[n] = -1

@@ -152,7 +152,7 @@ def test_round_trip_one_event(kwargs, cut):
 def test_round_trip_stream(batch, keepalives, cuts):
     """A stream of events, keep-alive comments between them, delivered in arbitrary chunks."""
     parts, want, want_sc, last_id = [], [], [], None
-    for kwargs, keepalive in zip(batch, keepalives):
+    for kwargs, keepalive in zip(batch, keepalives, strict=False):
         if keepalive:
             parts.append(format_sse(comment="keep-alive"))
         parts.append(encode_item(ServerSentEvent(**kwargs)))
@@ -346,6 +346,19 @@ def test_bytes_data_is_utf8_text():
     assert format_sse(data=b"a\r\nb") == b"data: a\ndata: b\n\n"
     assert format_sse(data="\u00e9".encode()) == "data: \u00e9\n\n".encode()
     assert format_sse(data=b'{"already":"json"}') == b'data: {"already":"json"}\n\n'
+
+
+def test_str_subclasses_are_read_as_text():
+    class Text(str):
+        def __str__(self):
+            return "not this"
+
+    assert format_sse(data=Text("a\nb"), event=Text("e"), id=Text("i"), comment=Text("c")) == (
+        b": c\nevent: e\nid: i\ndata: a\ndata: b\n\n"
+    )
+    assert format_sse(data=Text("caf\u00e9")) == "data: caf\u00e9\n\n".encode()
+    with pytest.raises(ValueError):
+        format_sse(event=Text("x\ny"))
 
 
 def test_id_int_and_int_subclasses_are_decimal():

@@ -598,3 +598,38 @@ def test_graceful_stop_closes_producers_and_connections():
         s.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", client.port), timeout=2)
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_many_distinct_large_chunks_arrive_intact_under_back_pressure(framing):
+    """Every chunk is a new object that the producer drops at once: the writer must keep
+    each alive until the kernel has it (a use-after-free would corrupt the body)."""
+    import hashlib
+    import os as _os
+
+    app = Catzilla()
+    count, size = 600, 70_000
+    expected = hashlib.sha256()
+    seeds = [_os.urandom(32) for _ in range(count)]
+    for seed in seeds:
+        expected.update(hashlib.sha256(seed).digest() * (size // 32))
+
+    def gen():
+        for seed in seeds:
+            yield hashlib.sha256(seed).digest() * (size // 32)
+
+    headers = {"Content-Length": str(count * (size // 32) * 32)} if framing == "length" else {}
+    app.add_route("/s", lambda r: StreamingResponse(gen(), headers=headers))
+    with TestClient(app) as client:
+
+        async def scenario():
+            digest = hashlib.sha256()
+            async with client.session.get(client.url("/s")) as r:
+                first = await r.content.read(1000)       # then stall, so chunks pile up
+                digest.update(first)
+                await asyncio.sleep(0.3)
+                async for block in r.content.iter_chunked(1 << 16):
+                    digest.update(block)
+            return digest.hexdigest()
+
+        assert client.run(scenario()) == expected.hexdigest()
