@@ -313,6 +313,22 @@ cdef class Server:
                 if c.stream is not None and c.stream.kind == "file"),
         }
 
+    def debug_state(self):
+        """Internal state of every open connection (for diagnosing a stuck shutdown)."""
+        cdef Connection c
+        rows = []
+        for c in self.open_conns.values():
+            rows.append(dict(
+                id=c.id, closed=c.closed, lingering=c.lingering, busy=c.busy, eof=c.eof,
+                pending=len(c.pending), close_deferred=c.close_deferred,
+                stream=None if c.stream is None else dict(
+                    kind=c.stream.kind, cancelled=c.stream.cancelled,
+                    finished=c.stream.finished, holds_fd=c.stream.holds_fd,
+                    chunks=len(c.stream.chunks), sent=c.stream.sent)))
+        return dict(open_handles=self.open_handles, fd_holders=self.fd_holders,
+                    wakeup=self.wakeup != NULL, ticker=self.ticker != NULL,
+                    listener=self.listener != NULL, ready=len(self.ready), conns=rows)
+
     @property
     def open_handle_count(self):
         return self.open_handles

@@ -271,10 +271,9 @@ cdef class _Stream:
         cdef bytes data
         cdef list hold
         cdef object item, terminal = None
-        if self.finished:
-            self.chunks.clear()
-            return
-        if conn.closed or self.cancelled:
+        if self.finished or conn.closed or self.cancelled:
+            # Nothing more is written; a producer's last word still matters (a sendfile
+            # worker lets go of the socket with it).
             while self.chunks:
                 item = self.chunks.popleft()
                 if type(item) is bytes:

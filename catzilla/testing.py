@@ -106,7 +106,8 @@ class TestClient:
                 self._server_loop.call_soon_threadsafe(self._server_stop.set)
             self._thread.join(self.timeout)
             if self._thread.is_alive():
-                raise RuntimeError("the test server did not stop within %s s" % self.timeout)
+                raise RuntimeError("the test server did not stop within %s s: %r"
+                                   % (self.timeout, self.server.debug_state()))
             self._thread = None
         if self._server_error is not None:
             raise RuntimeError("the test server failed") from self._server_error
