@@ -167,8 +167,8 @@ cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t co
     buf.put_bytes(status_line(status))
     if headers is not None:
         for item in headers:
-            name = <bytes>(item[0])
-            value = <bytes>(item[1])
+            name = <bytes?>(item[0])
+            value = <bytes?>(item[1])
             _check_header(name, value)
             np = PyBytes_AS_STRING(name)
             nl = PyBytes_GET_SIZE(name)
@@ -210,7 +210,7 @@ cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t co
 
 cdef Py_ssize_t _content_length_of(list headers) except -2:
     for name, value in headers:
-        if (<bytes>name).lower() == b"content-length":
+        if (<bytes?>name).lower() == b"content-length":
             try:
                 n = int(value)
             except ValueError:

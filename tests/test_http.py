@@ -374,3 +374,17 @@ def test_reason_phrase_for_every_standard_status_code():
             resp, _ = c.response()
             assert resp.status_code == s
             assert resp.reason.decode() == s.phrase, s
+
+
+def test_non_bytes_raw_header_is_a_500_not_a_crash():
+    app = Catzilla()
+
+    @app.get("/h")
+    def h(request):
+        r = Response("x")
+        r.raw_headers.append(("X-Str", "not bytes"))   # raw headers must be byte pairs
+        return r
+
+    with TestClient(app) as client:
+        assert client.get("/h").status == 500
+        assert client.get("/h").status == 500
