@@ -193,9 +193,16 @@ class Catzilla:
 
     def listen(
         self, port: int = 8000, host: str = "0.0.0.0", *, backlog: int = 2048,
-        reuse_port: bool = True,
+        reuse_port: bool = True, workers: int | None = None,
     ) -> None:
-        """Serve until SIGINT or SIGTERM (or ``app.stop()``), then shut down gracefully."""
+        """Serve until SIGINT or SIGTERM (or ``app.stop()``), then shut down gracefully.
+        ``workers=N`` serves from N processes on one port under a supervisor that restarts
+        them (see ``catzilla.workers``)."""
+        if workers is not None:
+            from catzilla.workers import serve
+
+            serve(self, host, port, workers, backlog=backlog)
+            return
         loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
         try:

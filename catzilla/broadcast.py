@@ -1,6 +1,6 @@
 """A broadcast hub for Server-Sent Events: publish once, deliver to every subscriber.
 
->>> hub = Broadcast()                       # or app.broadcast
+>>> hub = Broadcast()                       # or app.broadcast; Broadcast("redis://...") below
 >>> @app.get("/news")
 ... def news(request):
 ...     return EventSourceResponse(hub.subscribe("news", request.last_event_id))
@@ -11,22 +11,36 @@ the core's fan-out loop. A subscriber whose socket is backed up keeps up to ``qu
 events, then loses the oldest (``slow="drop_oldest"``) or is disconnected
 (``slow="disconnect"``). Every channel keeps the last ``history`` events so a client that
 reconnects with ``Last-Event-ID`` gets what it missed; if its id is older than the history it
-first gets an ``event: lost`` saying how many events it cannot have.
+first gets an ``event: lost`` (data: ``{"lost": n, "last_event_id": ..., "resumed_from": ...}``;
+``n`` is None when the number is not known).
+
+``Broadcast("redis://127.0.0.1:6379/0")`` shares channels between processes and machines
+through Redis Streams: ``publish`` is an ``XADD`` to ``<prefix><channel>`` capped at
+``MAXLEN ~ history``; the Redis stream ids are the SSE ids; history and resume come from the
+stream; each event loop with subscribers runs one reader task (``XREAD BLOCK`` on the channels
+subscribed there) that fans out locally. See ``RedisBroadcast``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import threading
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from catzilla._sse import format_sse
 
+logger = logging.getLogger("catzilla.broadcast")
+
+__all__ = ["Broadcast", "ChannelStats", "RedisBroadcast", "Subscription"]
+
 
 def _fanout(*args: Any) -> tuple[int, int, int]:
-    from catzilla._core import _fanout as fanout   # the core imports this module
+    from catzilla._core import _fanout as fanout  # the core imports this module
 
     globals()["_fanout"] = fanout
     return fanout(*args)
@@ -34,22 +48,14 @@ def _fanout(*args: Any) -> tuple[int, int, int]:
 
 @dataclass
 class ChannelStats:
-    published: int = 0
-    delivered: int = 0
-    dropped: int = 0
-    disconnected: int = 0
-    subscribers: int = 0
-    last_id: int = 0
+    """Counters of one channel in this process (``hub.stats()[channel]``)."""
 
-
-@dataclass
-class _Channel:
-    name: str
-    next_id: int = 1
-    history: deque = field(default_factory=deque)      # (id, encoded bytes)
-    # event loop -> the streams (catzilla._core) subscribed from it
-    subscribers: dict = field(default_factory=dict)
-    stats: ChannelStats = field(default_factory=ChannelStats)
+    published: int = 0      # events published (with Redis: by this process)
+    delivered: int = 0      # copies handed to subscribers' sockets
+    dropped: int = 0        # oldest queued events dropped for slow subscribers
+    disconnected: int = 0   # slow subscribers disconnected
+    subscribers: int = 0    # current subscribers (with Redis: in this process)
+    last_id: int | str = 0  # in memory: the last automatic id; with Redis: the last stream id
 
 
 class Subscription:
@@ -60,7 +66,7 @@ class Subscription:
         self.channel = channel
         self.last_event_id = last_event_id
 
-    # Called by the core on the loop thread when the stream starts and when it ends.
+    # Called by the core on the loop thread when the stream starts and (once) when it ends.
     def _attach(self, stream: Any) -> None:
         self.hub._attach(self, stream)
 
@@ -71,123 +77,9 @@ class Subscription:
         return "<Subscription %r last_event_id=%r>" % (self.channel, self.last_event_id)
 
 
-class Broadcast:
-    def __init__(self, *, history: int = 1000, queue_size: int = 256,
-                 slow: str = "drop_oldest") -> None:
-        if slow not in ("drop_oldest", "disconnect"):
-            raise ValueError("slow must be 'drop_oldest' or 'disconnect'")
-        if history < 0 or queue_size < 1:
-            raise ValueError("history must be >= 0 and queue_size >= 1")
-        self.history = history
-        self.queue_size = queue_size
-        self.slow = slow
-        self._channels: dict[str, _Channel] = {}
-        # re-entrant: a fan-out that disconnects a slow subscriber detaches it meanwhile
-        self._lock = threading.RLock()
-
-    def _channel(self, name: str) -> _Channel:
-        ch = self._channels.get(name)
-        if ch is None:
-            ch = self._channels[name] = _Channel(name)
-        return ch
-
-    # -- publishing ------------------------------------------------------------------------
-
-    def publish(self, channel: str, data: Any, event: str | None = None,
-                id: str | int | None = None) -> int:
-        """Send an event to every subscriber of ``channel``; returns how many it reached
-        (from another thread: how many were subscribed when it was sent). Without an ``id``
-        the event gets the channel's next one (1, 2, 3, ...)."""
-        with self._lock:
-            ch = self._channel(channel)
-            if id is None:
-                event_id = ch.next_id
-                ch.next_id += 1
-            else:
-                event_id = id
-                if isinstance(id, int) or (isinstance(id, str) and id.isdigit()):
-                    ch.next_id = max(ch.next_id, int(id) + 1)
-            payload = format_sse(data=data, event=event, id=str(event_id))
-            if self.history:
-                ch.history.append((str(event_id), payload))
-                if len(ch.history) > self.history:
-                    ch.history.popleft()
-            ch.stats.published += 1
-            ch.stats.last_id = ch.next_id - 1
-            here = _running_loop()
-            reached = 0
-            for loop, streams in list(ch.subscribers.items()):
-                if loop is here:
-                    reached += self._deliver(ch, streams, payload)
-                else:
-                    reached += len(streams)
-                    loop.call_soon_threadsafe(self._deliver, ch, streams, payload)
-            return reached
-
-    def _deliver(self, ch: _Channel, streams: set, payload: bytes) -> int:
-        """On the subscribers' loop: the core writes payload to each of them."""
-        reached, dropped, disconnected = _fanout(
-            streams, payload, self.queue_size, self.slow == "disconnect")
-        with self._lock:
-            ch.stats.delivered += reached
-            ch.stats.dropped += dropped
-            ch.stats.disconnected += disconnected
-        return reached
-
-    # -- subscribing -----------------------------------------------------------------------
-
-    def subscribe(self, channel: str, last_event_id: str | None = None) -> Subscription:
-        """The content of an EventSourceResponse that streams ``channel``; with a
-        ``last_event_id`` it first replays what came after that id."""
-        return Subscription(self, channel, last_event_id)
-
-    def _replay(self, ch: _Channel, last_event_id: str | None) -> list[bytes]:
-        if last_event_id is None or not self.history:
-            return []
-        ids = [i for i, _ in ch.history]
-        if last_event_id in ids:
-            return [p for _, p in list(ch.history)[ids.index(last_event_id) + 1:]]
-        if last_event_id.isdigit() and ids and ids[0].isdigit():
-            first = int(ids[0])
-            if int(last_event_id) >= ch.next_id - 1:
-                return []          # nothing new since then
-            lost = max(0, first - int(last_event_id) - 1)
-        else:
-            lost = None
-        notice = format_sse(data={"lost": lost, "last_event_id": last_event_id,
-                                  "resumed_from": ids[0] if ids else None}, event="lost")
-        return [notice] + [p for _, p in ch.history]
-
-    def _attach(self, sub: Subscription, stream: Any) -> None:
-        with self._lock:
-            ch = self._channel(sub.channel)
-            for payload in self._replay(ch, sub.last_event_id):
-                stream._enqueue(payload)
-            ch.subscribers.setdefault(stream.server.loop, set()).add(stream)
-            ch.stats.subscribers += 1
-
-    def _detach(self, channel: str, stream: Any) -> None:
-        with self._lock:
-            ch = self._channels.get(channel)
-            streams = ch.subscribers.get(stream.server.loop) if ch is not None else None
-            if streams is not None and stream in streams:
-                streams.discard(stream)
-                ch.stats.subscribers -= 1
-                if not streams:
-                    del ch.subscribers[stream.server.loop]
-
-    # -- introspection ---------------------------------------------------------------------
-
-    def subscribers(self, channel: str) -> int:
-        ch = self._channels.get(channel)
-        return ch.stats.subscribers if ch else 0
-
-    def stats(self) -> dict[str, ChannelStats]:
-        with self._lock:
-            return {name: ChannelStats(**vars(ch.stats)) for name, ch in self._channels.items()}
-
-    def channels(self) -> list[str]:
-        return list(self._channels)
+def _lost_notice(lost: int | None, last_event_id: str, resumed_from: str | None) -> bytes:
+    return format_sse(data={"lost": lost, "last_event_id": last_event_id,
+                            "resumed_from": resumed_from}, event="lost")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -195,3 +87,770 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _is_redis_url(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+# -- the in-process hub ------------------------------------------------------------------------
+
+class _Group:
+    """The subscribers of one channel on one event loop. Events for it queue in ``pending``
+    (appended under the hub lock by any thread) and are written by ``_drain`` on the loop, in
+    publication order; ``delivered`` is the sequence number of the last one written, so a
+    stream that joins replays history up to there and gets the rest from ``pending``."""
+
+    __slots__ = ("loop", "streams", "pending", "scheduled", "delivered")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delivered: int) -> None:
+        self.loop = loop
+        self.streams: set = set()
+        self.pending: deque = deque()
+        self.scheduled = False
+        self.delivered = delivered
+
+
+@dataclass
+class _Channel:
+    name: str
+    next_id: int = 1
+    seq: int = 0                                        # internal, one per published event
+    history: deque = field(default_factory=deque)       # (seq, id, encoded bytes)
+    groups: dict = field(default_factory=dict)          # event loop -> _Group
+    stats: ChannelStats = field(default_factory=ChannelStats)
+
+
+class Broadcast:
+    """Channels of Server-Sent Events, fanned out to subscribers by the core.
+
+    ``Broadcast()`` lives in this process; ``Broadcast("redis://host:port/db")`` (or
+    ``url=...``) is a ``RedisBroadcast`` that shares channels across processes.
+    """
+
+    def __new__(cls, url: str | None = None, **kwargs: Any) -> Broadcast:
+        if cls is Broadcast and url is not None and _is_redis_url(url):
+            cls = RedisBroadcast
+        return object.__new__(cls)
+
+    def __init__(self, url: str | None = None, *, history: int = 1000, queue_size: int = 256,
+                 slow: str = "drop_oldest") -> None:
+        if url is not None and url != "memory://":
+            raise ValueError("unsupported broadcast url %r: use redis://host:port/db (or "
+                             "rediss://, unix://), or none for an in-process hub" % (url,))
+        if slow not in ("drop_oldest", "disconnect"):
+            raise ValueError("slow must be 'drop_oldest' or 'disconnect'")
+        if history < 0 or queue_size < 1:
+            raise ValueError("history must be >= 0 and queue_size >= 1")
+        self.history = history
+        self.queue_size = queue_size
+        self.slow = slow
+        self._disconnect_slow = slow == "disconnect"
+        self._channels: dict[str, _Channel] = {}
+        # re-entrant: a fan-out that disconnects a slow subscriber detaches it meanwhile
+        self._lock = threading.RLock()
+
+    def _channel(self, name: str) -> _Channel:
+        ch = self._channels.get(name)
+        if ch is None:
+            if not isinstance(name, str):
+                raise TypeError("a channel name must be a str, got %s" % type(name).__name__)
+            ch = self._channels[name] = _Channel(name)
+        return ch
+
+    def _fanout_to(self, ch: _Channel, streams: Any, payload: bytes) -> int:
+        """On the streams' loop: the core writes payload to each of them."""
+        reached, dropped, disconnected = _fanout(
+            streams, payload, self.queue_size, self._disconnect_slow)
+        with self._lock:
+            st = ch.stats
+            st.delivered += reached
+            if dropped or disconnected:
+                st.dropped += dropped
+                st.disconnected += disconnected
+        return reached
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def publish(self, channel: str, data: Any, event: str | None = None,
+                id: str | int | None = None) -> int:
+        """Send an event to every subscriber of ``channel``; returns how many it reached
+        (from a thread that is not the subscribers' loop: how many were subscribed when it
+        was sent). Without an ``id`` the event gets the channel's next one (1, 2, 3, ...)."""
+        here = _running_loop()
+        local = None
+        reached = 0
+        with self._lock:
+            ch = self._channel(channel)
+            if id is None:
+                event_id = str(ch.next_id)
+                ch.next_id += 1
+            else:
+                event_id = id if isinstance(id, str) else str(int(id))
+                if event_id.isdigit():
+                    ch.next_id = max(ch.next_id, int(event_id) + 1)
+            payload = format_sse(data=data, event=event, id=event_id)
+            ch.seq += 1
+            seq = ch.seq
+            if self.history:
+                ch.history.append((seq, event_id, payload))
+                if len(ch.history) > self.history:
+                    ch.history.popleft()
+            ch.stats.published += 1
+            ch.stats.last_id = ch.next_id - 1
+            for loop, group in list(ch.groups.items()):
+                group.pending.append((seq, payload))
+                if loop is here:
+                    local = group
+                    continue
+                reached += len(group.streams)
+                if not group.scheduled:
+                    group.scheduled = True
+                    try:
+                        loop.call_soon_threadsafe(self._drain, ch, group)
+                    except RuntimeError:        # that loop is closed: nobody left to serve
+                        del ch.groups[loop]
+        if local is not None:
+            reached += self._drain(ch, local)
+        return reached
+
+    def _drain(self, ch: _Channel, group: _Group) -> int:
+        """On the group's loop: write its pending events in order; returns how many
+        subscribers the last one reached."""
+        group.scheduled = False
+        reached = 0
+        pending = group.pending
+        while pending:
+            seq, payload = pending.popleft()
+            reached = self._fanout_to(ch, group.streams, payload)
+            group.delivered = seq
+        return reached
+
+    # -- subscribing -----------------------------------------------------------------------
+
+    def subscribe(self, channel: str, last_event_id: str | None = None) -> Subscription:
+        """The content of an EventSourceResponse that streams ``channel``; with a
+        ``last_event_id`` it first replays what came after that id."""
+        if not isinstance(channel, str):
+            raise TypeError("a channel name must be a str, got %s" % type(channel).__name__)
+        return Subscription(self, channel, last_event_id)
+
+    def _replay(self, ch: _Channel, last_event_id: str, upto: int) -> list[bytes]:
+        """What a subscriber that saw ``last_event_id`` missed, among the events up to
+        sequence number ``upto`` (the later ones reach it through its group)."""
+        entries = [e for e in ch.history if e[0] <= upto]
+        for k in range(len(entries) - 1, -1, -1):
+            if entries[k][1] == last_event_id:
+                return [p for _, _, p in entries[k + 1:]]
+        first = ch.history[0][1] if ch.history else None
+        if last_event_id.isdigit() and all(i.isdigit() for _, i, _ in ch.history):
+            n = int(last_event_id)
+            top = ch.next_id - 1
+            if top <= n:
+                return []                       # nothing was published after it
+            newer = [p for _, i, p in entries if int(i) > n]
+            lost = (int(first) if first is not None else top + 1) - n - 1
+            if lost > 0:
+                return [_lost_notice(lost, last_event_id, first)] + newer
+            return newer
+        if not ch.seq:
+            return []                           # nothing was ever published here
+        return [_lost_notice(None, last_event_id, first)] + [p for _, _, p in entries]
+
+    def _attach(self, sub: Subscription, stream: Any) -> None:
+        loop = stream.server.loop
+        with self._lock:
+            ch = self._channel(sub.channel)
+            group = ch.groups.get(loop)
+            if group is None:
+                group = ch.groups[loop] = _Group(loop, ch.seq)
+            if sub.last_event_id is not None:
+                for payload in self._replay(ch, sub.last_event_id, group.delivered):
+                    stream._enqueue(payload)
+            group.streams.add(stream)
+            ch.stats.subscribers += 1
+
+    def _detach(self, channel: str, stream: Any) -> None:
+        loop = stream.server.loop
+        with self._lock:
+            ch = self._channels.get(channel)
+            group = ch.groups.get(loop) if ch is not None else None
+            if group is not None and stream in group.streams:
+                group.streams.discard(stream)
+                ch.stats.subscribers -= 1
+                if not group.streams:
+                    del ch.groups[loop]
+
+    # -- introspection and closing ---------------------------------------------------------
+
+    def subscribers(self, channel: str) -> int:
+        """How many subscribers ``channel`` has (with Redis: in this process)."""
+        ch = self._channels.get(channel)
+        return ch.stats.subscribers if ch else 0
+
+    def stats(self) -> dict[str, ChannelStats]:
+        """A snapshot of every channel's counters."""
+        with self._lock:
+            return {name: ChannelStats(**vars(ch.stats)) for name, ch in self._channels.items()}
+
+    def channels(self) -> list[str]:
+        with self._lock:
+            return list(self._channels)
+
+    def close(self) -> None:
+        """Release what the hub holds (an in-process hub holds nothing outside memory)."""
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<%s channels=%d>" % (type(self).__name__, len(self._channels))
+
+
+# -- the Redis hub -----------------------------------------------------------------------------
+
+_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
+_XADD_ID = re.compile(r"^\d+(?:-(?:\d+|\*))?$")
+
+
+def _id_key(stream_id: bytes | str) -> tuple[int, int]:
+    """(ms, seq) of a Redis stream id, for comparing ids."""
+    if isinstance(stream_id, bytes):
+        stream_id = stream_id.decode("ascii")
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class _RGroup:
+    """The subscribers of one channel on one event loop, fed by that loop's reader.
+
+    ``position`` is the last stream id written to ``streams`` (None until it is known);
+    ``joining`` holds the streams still being replayed to, with their tasks."""
+
+    __slots__ = ("channel", "key", "streams", "joining", "position", "ready", "waiters",
+                 "created")
+
+    def __init__(self, channel: str, key: bytes) -> None:
+        self.channel = channel
+        self.key = key
+        self.streams: set = set()
+        self.joining: dict = {}
+        self.position: bytes | None = None
+        self.ready: asyncio.Task | None = None
+        self.waiters: list[asyncio.Future] = []     # joiners waiting for position to advance
+        self.created = 0.0                          # loop.time() when its first stream came
+
+
+class _LoopState:
+    """What a RedisBroadcast holds on one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: Any, ctl_key: bytes) -> None:
+        self.loop = loop
+        self.client = client            # redis.asyncio.Redis: XADD, XRANGE, XINFO, wake-ups
+        self.groups: dict[str, _RGroup] = {}
+        self.by_key: dict[bytes, _RGroup] = {}
+        self.reader: asyncio.Task | None = None
+        self.writer: asyncio.Task | None = None
+        self.outbox: deque = deque()    # (channel, key, body, xadd id, future or None)
+        self.tasks: set = set()
+        self.ctl_key = ctl_key          # a stream of this reader's own, to wake its XREAD
+        self.ctl_last = b"0-0"
+        self.closer: Any = None
+        self.closed = False
+
+
+async def _close_with_loop(hub: RedisBroadcast, state: _LoopState) -> Any:
+    """An async generator the loop closes in ``shutdown_asyncgens()`` (which ``app.listen``
+    and the TestClient run when they stop): the hook that releases a loop's Redis
+    connections and tasks when that loop ends."""
+    try:
+        yield
+    finally:
+        await hub._close_state(state)
+
+
+async def _aclose(agen: Any) -> None:
+    await agen.aclose()
+
+
+class RedisBroadcast(Broadcast):
+    """A hub whose channels are Redis Streams, shared by every process that uses the same
+    Redis (``Broadcast("redis://127.0.0.1:6379/0")``).
+
+    - ``publish`` from a thread without an event loop sends ``XADD`` with a sync client and
+      returns once Redis has it; on an event loop (a ``def`` or ``async def`` handler) the event
+      is queued and written by a task of that loop in order, in pipelined batches, without
+      blocking the loop (errors are logged). ``await hub.apublish(...)`` returns the id.
+      Either returns the number of subscribers of the channel in this process.
+    - Event ids are Redis stream ids (``1700000000000-0``); an explicit ``id`` must be one
+      that Redis accepts (greater than the stream's last).
+    - A stream keeps about ``history`` events (``MAXLEN ~``, so Redis may keep up to about a
+      hundred more). A subscriber with a Last-Event-ID gets what follows it from the stream,
+      after an ``event: lost`` if events after that id were trimmed away.
+    - Events XADDed by other programs with ``data`` (and ``event``) fields are delivered too.
+
+    Connections: one pooled async client per event loop, one reading connection per loop
+    while it has subscribers, one sync client for threads. They close with the loop (at
+    ``loop.shutdown_asyncgens()``) or with ``close()`` / ``await aclose()``.
+    """
+
+    def __init__(self, url: str | None = None, *, history: int = 1000, queue_size: int = 256,
+                 slow: str = "drop_oldest", prefix: str = "catzilla:sse:",
+                 block_ms: int = 10_000, **redis_options: Any) -> None:
+        if url is None or not _is_redis_url(url):
+            raise ValueError("RedisBroadcast needs a redis://, rediss:// or unix:// url, "
+                             "got %r" % (url,))
+        super().__init__(history=history, queue_size=queue_size, slow=slow)
+        if history < 1:
+            raise ValueError("a Redis hub needs history >= 1 (it is the streams' MAXLEN)")
+        try:
+            import redis  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - the extra is missing
+            raise ImportError("Broadcast(%r) needs the redis package: "
+                              "pip install 'catzilla[redis]'" % (url,)) from exc
+        self.url = url
+        self.prefix = prefix
+        self.block_ms = block_ms
+        self._redis_options = dict(redis_options, decode_responses=False, protocol=2)
+        self._sync: Any = None
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+
+    def _key(self, channel: str) -> bytes:
+        return (self.prefix + channel).encode("utf-8")
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def _sync_client(self) -> Any:
+        client = self._sync
+        if client is None:
+            import redis
+
+            with self._lock:
+                if self._sync is None:
+                    self._sync = redis.Redis.from_url(self.url, **self._redis_options)
+                client = self._sync
+        return client
+
+    def _async_client(self) -> Any:
+        import redis.asyncio
+
+        return redis.asyncio.Redis.from_url(self.url, **self._redis_options)
+
+    def _state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
+        """This loop's state (created on the loop's thread while it runs)."""
+        st = self._states.get(loop)
+        if st is None:
+            ctl = ("%s_wake:%s" % (self.prefix, uuid.uuid4().hex)).encode()
+            st = self._states[loop] = _LoopState(loop, self._async_client(), ctl)
+            closer = _close_with_loop(self, st)
+            step = closer.asend(None)   # registers it with the running loop (firstiter hook)
+            try:
+                step.send(None)
+            except StopIteration:
+                pass
+            st.closer = closer
+        return st
+
+    def _spawn(self, st: _LoopState, coro: Any) -> asyncio.Task:
+        task = st.loop.create_task(coro)
+        st.tasks.add(task)
+        task.add_done_callback(st.tasks.discard)
+        return task
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def _encode(self, channel: str, data: Any, event: str | None,
+                id: str | int | None) -> tuple[bytes, bytes, str]:
+        if id is None:
+            xid = "*"
+        else:
+            xid = str(id)
+            if not _XADD_ID.match(xid):
+                raise ValueError("with a Redis hub an event id is a Redis stream id such as "
+                                 "'1700000000000-0' (greater than the stream's last), got %r"
+                                 % (id,))
+        if data is None and event is None:
+            body = b"\n"                       # an event with only its id
+        else:
+            body = format_sse(data=data, event=event)
+        with self._lock:
+            self._channel(channel).stats.published += 1
+        return self._key(channel), body, xid
+
+    def publish(self, channel: str, data: Any, event: str | None = None,
+                id: str | int | None = None) -> int:
+        """XADD the event to the channel's stream (see the class docstring); returns the
+        number of subscribers of ``channel`` in this process."""
+        key, body, xid = self._encode(channel, data, event, id)
+        loop = _running_loop()
+        if loop is None:
+            new_id = self._sync_client().xadd(
+                key, {b"b": body}, id=xid, maxlen=self.history, approximate=True)
+            self._note_id(channel, new_id)
+        else:
+            st = self._state(loop)
+            st.outbox.append((channel, key, body, xid, None))
+            self._kick_writer(st)
+        return self.subscribers(channel)
+
+    async def apublish(self, channel: str, data: Any, event: str | None = None,
+                       id: str | int | None = None) -> str:
+        """Like ``publish`` on an event loop, but waits for Redis and returns the event id."""
+        key, body, xid = self._encode(channel, data, event, id)
+        loop = asyncio.get_running_loop()
+        st = self._state(loop)
+        fut = loop.create_future()
+        st.outbox.append((channel, key, body, xid, fut))
+        self._kick_writer(st)
+        return await fut
+
+    def _note_id(self, channel: str, new_id: bytes) -> None:
+        with self._lock:
+            self._channel(channel).stats.last_id = new_id.decode("ascii")
+
+    def _kick_writer(self, st: _LoopState) -> None:
+        if st.writer is None:
+            st.writer = st.loop.create_task(self._write_outbox(st))
+
+    async def _write_outbox(self, st: _LoopState) -> None:
+        """Send the loop's queued events in order, in pipelined batches."""
+        batch: list = []
+        try:
+            while st.outbox:
+                batch = [st.outbox.popleft() for _ in range(min(len(st.outbox), 1000))]
+                pipe = st.client.pipeline(transaction=False)
+                for _, key, body, xid, _ in batch:
+                    pipe.xadd(key, {b"b": body}, id=xid, maxlen=self.history, approximate=True)
+                try:
+                    results = await pipe.execute(raise_on_error=False)
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                failed = 0
+                for (channel, _, _, _, fut), res in zip(batch, results, strict=True):
+                    if isinstance(res, Exception):
+                        if fut is not None:
+                            if not fut.done():
+                                fut.set_exception(res)
+                        else:
+                            failed += 1
+                            error = res
+                    else:
+                        self._note_id(channel, res)
+                        if fut is not None and not fut.done():
+                            fut.set_result(res.decode("ascii"))
+                if failed:
+                    logger.error("catzilla: %d event(s) could not be published to Redis: %s",
+                                 failed, error)
+                batch = []
+        finally:
+            if st.writer is asyncio.current_task():
+                st.writer = None
+            for item in list(batch) + (list(st.outbox) if st.closed else []):
+                fut = item[4]
+                if fut is not None and not fut.done():
+                    fut.set_exception(ConnectionError("the Redis hub was closed"))
+
+    # -- subscribing -----------------------------------------------------------------------
+
+    def _attach(self, sub: Subscription, stream: Any) -> None:
+        st = self._state(stream.server.loop)
+        with self._lock:
+            self._channel(sub.channel).stats.subscribers += 1
+        group = st.groups.get(sub.channel)
+        if group is None:
+            group = st.groups[sub.channel] = _RGroup(sub.channel, self._key(sub.channel))
+            group.created = st.loop.time()
+            st.by_key[group.key] = group
+            group.ready = self._spawn(st, self._init_group(st, group))
+        if sub.last_event_id is None and group.position is not None:
+            group.streams.add(stream)   # live from the group's position on
+            return
+        group.joining[stream] = self._spawn(st, self._join(st, group, stream, sub.last_event_id))
+
+    def _detach(self, channel: str, stream: Any) -> None:
+        st = self._states.get(stream.server.loop)
+        group = st.groups.get(channel) if st is not None else None
+        if group is None:
+            return
+        if stream in group.streams:
+            group.streams.discard(stream)
+        elif group.joining.pop(stream, None) is None:
+            return
+        with self._lock:
+            self._channel(channel).stats.subscribers -= 1
+        if not group.streams and not group.joining:
+            del st.groups[channel]
+            st.by_key.pop(group.key, None)
+            if group.ready is not None and not group.ready.done():
+                group.ready.cancel()
+            if not st.groups and st.reader is not None:
+                st.reader.cancel()      # redis-py drops the connection of a cancelled command
+                st.reader = None
+
+    async def _retrying(self, st: _LoopState, group: _RGroup, what: str, attempt: Any) -> Any:
+        """Run ``attempt()`` until it succeeds, backing off while Redis is unreachable;
+        gives up (returns None) when the group is gone."""
+        delay = 0.05
+        while st.groups.get(group.channel) is group and not st.closed:
+            try:
+                return await attempt()
+            except (OSError, ConnectionError) as exc:
+                error = exc
+            except Exception as exc:
+                import redis
+
+                if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                    raise
+                error = exc
+            logger.warning("catzilla: Redis %s for channel %r failed (%s); retrying in %.1f s",
+                           what, group.channel, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return None
+
+    async def _init_group(self, st: _LoopState, group: _RGroup) -> None:
+        """Choose where the reader starts reading the channel for this loop.
+
+        The group's first streams had their response heads sent before this runs, and a
+        client may react to them by publishing (through another process) before Redis
+        answers here. So the reader starts from the stream's end or, if earlier, from Redis's
+        clock (``TIME``, the clock its ids come from) minus the time elapsed since the group
+        was made: nothing published after a subscriber got its head is missed (an event from
+        just before may be delivered).
+        """
+
+        async def ask() -> list:
+            pipe = st.client.pipeline(transaction=False)
+            pipe.time()
+            pipe.xrevrange(group.key, "+", "-", count=1)
+            return await pipe.execute()
+
+        answer = await self._retrying(st, group, "XREVRANGE", ask)
+        if answer is None or st.groups.get(group.channel) is not group:
+            return
+        (seconds, micros), last = answer
+        elapsed_ms = int((st.loop.time() - group.created) * 1000) + 2
+        since = b"%d-0" % max(seconds * 1000 + micros // 1000 - elapsed_ms, 0)
+        group.position = since
+        if last and _id_key(last[0][0]) < _id_key(since):
+            group.position = last[0][0]
+        if st.reader is None:
+            st.reader = self._spawn(st, self._read(st))
+        else:
+            self._spawn(st, self._wake(st))
+
+    async def _wake(self, st: _LoopState) -> None:
+        """Make the reader's XREAD return so that it reads the new channel set too."""
+        try:
+            await st.client.xadd(st.ctl_key, {b"w": b"1"}, maxlen=1, approximate=False)
+        except Exception as exc:
+            logger.warning("catzilla: could not wake the Redis reader: %s", exc)
+
+    async def _join(self, st: _LoopState, group: _RGroup, stream: Any,
+                    last_event_id: str | None) -> None:
+        try:
+            await self._replay_and_join(st, group, stream, last_event_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("catzilla: Redis replay to a subscriber of %r failed; it gets "
+                             "live events only", group.channel)
+            if group.joining.pop(stream, None) is not None:
+                group.streams.add(stream)
+
+    async def _replay_and_join(self, st: _LoopState, group: _RGroup, stream: Any,
+                               last_event_id: str | None) -> None:
+        """Replay to one stream what follows ``last_event_id``, then add it to the group."""
+        if group.position is None:
+            await asyncio.shield(group.ready)
+        if group.joining.get(stream) is None:
+            return                              # it left meanwhile
+        if last_event_id is not None:
+            m = _ID.match(last_event_id.strip())
+            cursor = (b"%s-%s" % (m.group(1).encode(), (m.group(2) or "0").encode())
+                      if m else None)
+            first = None
+            try:
+                info = await self._retrying(st, group, "XINFO",
+                                            lambda: st.client.xinfo_stream(group.key))
+            except Exception:                   # no such key: nothing was published yet
+                info = None
+            if group.joining.get(stream) is None:
+                return
+            batch: list[bytes] = []
+            if info is not None:
+                entry = info.get("first-entry")
+                first = entry[0] if entry else None
+                if self._lost(info, first, cursor):
+                    batch.append(_lost_notice(None, last_event_id,
+                                              first.decode() if first else None))
+            if cursor is None:
+                cursor = b"0-0"
+            while True:
+                if _id_key(cursor) > _id_key(group.position):
+                    # it saw events this loop's reader has not read yet: wait for the reader
+                    waiter = st.loop.create_future()
+                    group.waiters.append(waiter)
+                    await asyncio.wait([waiter], timeout=1.0)
+                    if group.joining.get(stream) is None:
+                        return
+                    continue
+                entries = await self._retrying(
+                    st, group, "XRANGE",
+                    lambda c=cursor: st.client.xrange(group.key, b"(" + c, "+", count=500))
+                if group.joining.get(stream) is None:
+                    return
+                caught_up = False
+                for eid, fields in entries or ():
+                    if _id_key(eid) > _id_key(group.position):
+                        caught_up = True        # the reader delivers the rest
+                        break
+                    payload = self._payload(eid, fields)
+                    if payload is not None:
+                        batch.append(payload)
+                    cursor = eid
+                if batch:
+                    ch = self._channel(group.channel)
+                    self._fanout_to(ch, (stream,), b"".join(batch))
+                    batch = []
+                if caught_up or (len(entries or ()) < 500
+                                 and _id_key(group.position) <= _id_key(cursor)):
+                    break
+        if group.joining.pop(stream, None) is not None:
+            group.streams.add(stream)
+
+    @staticmethod
+    def _lost(info: dict, first: bytes | None, cursor: bytes | None) -> bool:
+        """Were events after ``cursor`` removed from the stream (XINFO STREAM ``info``)?"""
+        added = info.get("entries-added")
+        if added is not None and added <= info.get("length", 0):
+            return False                        # nothing was ever trimmed or deleted
+        if cursor is None:
+            return True                         # not one of our ids: cannot tell
+        at = _id_key(cursor)
+        deleted = info.get("max-deleted-entry-id")
+        if deleted is not None and at < _id_key(deleted):
+            return True
+        if first is not None:
+            return at < _id_key(first)
+        last = info.get("last-generated-id")
+        return last is not None and at < _id_key(last)
+
+    def _payload(self, eid: bytes, fields: dict) -> bytes | None:
+        body = fields.get(b"b")
+        if body is None:                        # XADDed by another program
+            try:
+                data = fields.get(b"data")
+                event = fields.get(b"event")
+                body = format_sse(data=data.decode("utf-8") if data is not None else None,
+                                  event=event.decode("utf-8") if event is not None else None)
+            except Exception as exc:
+                logger.warning("catzilla: skipping Redis stream entry %s: %s", eid, exc)
+                return None
+        return b"id: " + eid + b"\n" + body
+
+    async def _read(self, st: _LoopState) -> None:
+        """This loop's reader: XREAD BLOCK on every channel subscribed here."""
+        import redis
+
+        client = self._async_client()
+        delay = 0.05
+        try:
+            while True:
+                streams = {g.key: g.position for g in st.groups.values()
+                           if g.position is not None}
+                if not streams or st.closed:
+                    break
+                streams[st.ctl_key] = st.ctl_last
+                try:
+                    response = await client.xread(streams, count=1000, block=self.block_ms)
+                except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                    logger.warning("catzilla: Redis XREAD failed (%s); retrying in %.1f s",
+                                   exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                delay = 0.05
+                for key, entries in response or ():
+                    if key == st.ctl_key:
+                        st.ctl_last = entries[-1][0]
+                        continue
+                    group = st.by_key.get(key)
+                    if group is not None and group.position is not None:
+                        self._deliver(group, entries)
+        finally:
+            if st.reader is asyncio.current_task():
+                st.reader = None
+            await client.aclose()
+
+    def _deliver(self, group: _RGroup, entries: list) -> None:
+        ch = self._channel(group.channel)
+        position = _id_key(group.position)
+        eid = None
+        for eid, fields in entries:
+            key = _id_key(eid)
+            if key <= position:
+                continue
+            position = key
+            group.position = eid
+            payload = self._payload(eid, fields)
+            if payload is not None:
+                self._fanout_to(ch, group.streams, payload)
+        if eid is not None:
+            with self._lock:
+                ch.stats.last_id = group.position.decode("ascii")
+            waiters, group.waiters = group.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def _close_state(self, st: _LoopState) -> None:
+        if st.closed:
+            return
+        if st.writer is not None:               # let queued events go out first
+            await asyncio.wait([st.writer], timeout=5)
+        st.closed = True
+        if self._states.get(st.loop) is st:
+            del self._states[st.loop]
+        me = asyncio.current_task()
+        tasks = [t for t in (st.reader, st.writer, *st.tasks)
+                 if t is not None and t is not me and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await st.client.delete(st.ctl_key)
+        except Exception:
+            pass
+        await st.client.aclose()
+
+    def close(self) -> None:
+        """Close the sync client, and the Redis connections of every loop (on loops running
+        in other threads this is scheduled; on the calling thread's loop use ``aclose``)."""
+        here = _running_loop()
+        for loop, st in list(self._states.items()):
+            if loop is here:
+                loop.create_task(_aclose(st.closer))
+            else:
+                try:
+                    asyncio.run_coroutine_threadsafe(_aclose(st.closer), loop)
+                except RuntimeError:
+                    pass
+        client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close this loop's Redis connections and tasks, and the sync client."""
+        st = self._states.get(asyncio.get_running_loop())
+        if st is not None:
+            await st.closer.aclose()
+        client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+
+    def __repr__(self) -> str:
+        return "<RedisBroadcast %s channels=%d>" % (self.url, len(self._channels))

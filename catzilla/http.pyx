@@ -492,8 +492,8 @@ cdef class Connection:
         elif head_only and kind != "file" and kind != "hub":
             _close_producer(content)
         buf.size = 0
-        flags = _put_head(srv, buf, status, response.raw_headers, -1, keep, http10,
-                          not http10 and not head_only)
+        flags = _put_head(srv.server_line, srv.date_line, buf, status, response.raw_headers,
+                          -1, keep, http10, not http10 and not head_only)
         if (flags & HEAD_USER_CLOSE) or not keep:
             self.close_after_response = True
         if flags & HEAD_HAS_LENGTH:
@@ -543,8 +543,8 @@ cdef class Connection:
         cdef bint has_body = _status_has_body(status)
         cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
         buf.size = 0
-        flags = _put_head(srv, buf, status, headers, blen if has_body else -1, keep_alive,
-                          http10, False)
+        flags = _put_head(srv.server_line, srv.date_line, buf, status, headers,
+                          blen if has_body else -1, keep_alive, http10, False)
         if not keep_alive or (flags & HEAD_USER_CLOSE):
             self.close_after_response = True
         owners[0] = NULL

@@ -11,6 +11,7 @@ from catzilla.streaming import StreamThreadPool as _StreamThreadPool
 
 _ensure_future = _asyncio.ensure_future
 
+
 def live_handles():
     """How many libuv handles catzilla has open in this process (listeners, timers,
     connections). Tests use it to prove nothing leaks."""

@@ -265,9 +265,8 @@ cdef class _Stream:
         cdef uv.uv_buf_t bufs[2 * MAX_BATCH + 2]
         cdef PyObject* owners[2 * MAX_BATCH + 2]
         cdef Py_ssize_t offsets[2 * MAX_BATCH + 2]
-        cdef int n, count, k, i
+        cdef int n, count, i
         cdef Py_ssize_t ln, seg_start
-        cdef char hexbuf[24]
         cdef bytes data
         cdef list hold
         cdef object item, terminal = None
@@ -303,8 +302,7 @@ cdef class _Stream:
                 self.sent += ln
                 count += 1
                 if self.mode == MODE_CHUNKED:
-                    k = snprintf(hexbuf, sizeof(hexbuf), "%zx\r\n", ln)
-                    buf.put(hexbuf, k)
+                    _put_chunk_head(buf, ln)
                 if ln < SMALL_CHUNK and not self.zero_copy:
                     buf.put(PyBytes_AS_STRING(data), ln)
                 else:

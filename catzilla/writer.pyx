@@ -5,7 +5,7 @@
 # points into the body object itself (no copy). Whatever the kernel does not take at once goes
 # through uv_write, with the Python objects it points into kept alive until the write callback.
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport Py_DECREF
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy
@@ -149,8 +149,9 @@ cdef inline int _check_header(bytes name, bytes value) except -1:
     return 0
 
 
-cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t content_length,
-                   bint keep_alive, bint http10, bint chunked) except -1:
+cdef int _put_head(bytes server_line, bytes date_line, _Buf buf, int status, list headers,
+                   Py_ssize_t content_length, bint keep_alive, bint http10,
+                   bint chunked) except -1:
     """Write status line and headers (with the blank line) into buf; return HEAD_* flags.
 
     content_length < 0 means: add no Content-Length. Our Connection header is decided after the
@@ -191,10 +192,10 @@ cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t co
             buf.put(": ", 2)
             buf.put(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
             buf.put("\r\n", 2)
-    if not has_server and srv.server_line is not None:
-        buf.put_bytes(srv.server_line)
+    if not has_server and server_line is not None:
+        buf.put_bytes(server_line)
     if not has_date:
-        buf.put_bytes(srv.date_line)
+        buf.put_bytes(date_line)
     if content_length >= 0 and not (flags & (HEAD_HAS_LENGTH | HEAD_HAS_TE)):
         k = snprintf(num, sizeof(num), "Content-Length: %zd\r\n", content_length)
         buf.put(num, k)
@@ -206,6 +207,38 @@ cdef int _put_head(Server srv, _Buf buf, int status, list headers, Py_ssize_t co
         buf.put("Connection: keep-alive\r\n", 24)
     buf.put("\r\n", 2)
     return flags
+
+
+cdef inline int _put_chunk_head(_Buf buf, Py_ssize_t n) except -1:
+    """The chunk-size line of chunked transfer-encoding: hex size and CRLF."""
+    cdef char hexbuf[24]
+    cdef int k = snprintf(hexbuf, sizeof(hexbuf), "%zx\r\n", n)
+    return buf.put(hexbuf, k)
+
+
+def serialise_head(int status, list headers, Py_ssize_t content_length=-1,
+                   bint keep_alive=True, bint http10=False, bint chunked=False,
+                   bytes server_line=b"Server: catzilla\r\n",
+                   bytes date_line=b"Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"):
+    """A response head exactly as the server writes it (for tests and micro-benchmarks)."""
+    cdef _Buf buf = _Buf(1024)
+    _put_head(server_line, date_line, buf, status, headers, content_length, keep_alive, http10,
+              chunked)
+    return PyBytes_FromStringAndSize(buf.data, buf.size)
+
+
+def frame_chunks(list chunks, bint last=True):
+    """Chunked transfer-encoding of byte chunks, as the stream writer frames them."""
+    cdef _Buf buf = _Buf(4096)
+    cdef bytes data
+    for data in chunks:
+        if PyBytes_GET_SIZE(data):
+            _put_chunk_head(buf, PyBytes_GET_SIZE(data))
+            buf.put_bytes(data)
+            buf.put("\r\n", 2)
+    if last:
+        buf.put("0\r\n\r\n", 5)
+    return PyBytes_FromStringAndSize(buf.data, buf.size)
 
 
 cdef Py_ssize_t _content_length_of(list headers) except -2:
