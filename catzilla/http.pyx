@@ -577,7 +577,13 @@ cdef class Connection:
             total += bufs[j].len
         self.bytes_sent += total
         srv.bytes_sent += total
-        done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
+        if total >= 65536:
+            # A big copy into the kernel: let producer threads run meanwhile. Only this
+            # (loop) thread touches the handle; bufs point into objects we hold.
+            with nogil:
+                done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
+        else:
+            done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
         if done == total:
             return 0
         if done < 0:
