@@ -2,8 +2,8 @@
 
 from catzilla import _uvlink  # noqa: F401  (must run before catzilla._core is imported)
 from catzilla._core import Request
-from catzilla.app import Catzilla
 from catzilla._sse import ServerSentEvent, format_sse
+from catzilla.app import Catzilla
 from catzilla.broadcast import Broadcast
 from catzilla.datastructures import Address, Headers, QueryParams
 from catzilla.exceptions import HTTPException

@@ -5,6 +5,7 @@
 ... def news(request):
 ...     return EventSourceResponse(hub.subscribe("news", request.last_event_id))
 >>> hub.publish("news", {"title": "hello"})  # from any thread or coroutine
+>>> await hub.apublish("news", "hi")           # the same, returning the event's id
 
 Each event is encoded once; the same bytes object is written to every subscriber's socket by
 the core's fan-out loop. A subscriber whose socket is backed up keeps up to ``queue_size``
@@ -177,6 +178,15 @@ class Broadcast:
         """Send an event to every subscriber of ``channel``; returns how many it reached
         (from a thread that is not the subscribers' loop: how many were subscribed when it
         was sent). Without an ``id`` the event gets the channel's next one (1, 2, 3, ...)."""
+        return self._publish(channel, data, event, id)[0]
+
+    async def apublish(self, channel: str, data: Any, event: str | None = None,
+                       id: str | int | None = None) -> str:
+        """``publish`` for coroutines, returning the event's id (as the Redis hub does)."""
+        return self._publish(channel, data, event, id)[1]
+
+    def _publish(self, channel: str, data: Any, event: str | None,
+                 id: str | int | None) -> tuple[int, str]:
         here = _running_loop()
         local = None
         reached = 0
@@ -212,7 +222,7 @@ class Broadcast:
                         del ch.groups[loop]
         if local is not None:
             reached += self._drain(ch, local)
-        return reached
+        return reached, event_id
 
     def _drain(self, ch: _Channel, group: _Group) -> int:
         """On the group's loop: write its pending events in order; returns how many
@@ -377,11 +387,16 @@ class RedisBroadcast(Broadcast):
     """A hub whose channels are Redis Streams, shared by every process that uses the same
     Redis (``Broadcast("redis://127.0.0.1:6379/0")``).
 
-    - ``publish`` from a thread without an event loop sends ``XADD`` with a sync client and
-      returns once Redis has it; on an event loop (a ``def`` or ``async def`` handler) the event
-      is queued and written by a task of that loop in order, in pipelined batches, without
-      blocking the loop (errors are logged). ``await hub.apublish(...)`` returns the id.
-      Either returns the number of subscribers of the channel in this process.
+    - ``publish`` outside a coroutine (another thread, a ``def`` handler, a loop callback)
+      sends ``XADD`` with a sync client and returns once Redis has the event, so an answer sent
+      after it is sent after the event (a ``def`` handler waits one round trip to Redis, as it
+      would for any blocking call). Inside a coroutine (an ``async def`` handler, a task) the
+      event is queued instead, and a task of that loop XADDs the queue in order, in pipelined
+      batches, without blocking the loop (errors are logged); ``await hub.apublish(...)``
+      waits for Redis and returns the id. ``publish`` returns the number of subscribers of the
+      channel in this process.
+    - Events published in one process (or one coroutine context) arrive in that order; across
+      processes Redis orders them by arrival.
     - Event ids are Redis stream ids (``1700000000000-0``); an explicit ``id`` must be one
       that Redis accepts (greater than the stream's last).
     - A stream keeps about ``history`` events (``MAXLEN ~``, so Redis may keep up to about a
@@ -411,7 +426,8 @@ class RedisBroadcast(Broadcast):
         self.url = url
         self.prefix = prefix
         self.block_ms = block_ms
-        self._redis_options = dict(redis_options, decode_responses=False, protocol=2)
+        self._redis_options = dict({"socket_timeout": 10.0, "socket_connect_timeout": 5.0},
+                                   **redis_options, decode_responses=False, protocol=2)
         self._sync: Any = None
         self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
 
@@ -431,10 +447,10 @@ class RedisBroadcast(Broadcast):
                 client = self._sync
         return client
 
-    def _async_client(self) -> Any:
+    def _async_client(self, **options: Any) -> Any:
         import redis.asyncio
 
-        return redis.asyncio.Redis.from_url(self.url, **self._redis_options)
+        return redis.asyncio.Redis.from_url(self.url, **dict(self._redis_options, **options))
 
     def _state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
         """This loop's state (created on the loop's thread while it runs)."""
@@ -479,11 +495,12 @@ class RedisBroadcast(Broadcast):
 
     def publish(self, channel: str, data: Any, event: str | None = None,
                 id: str | int | None = None) -> int:
-        """XADD the event to the channel's stream (see the class docstring); returns the
-        number of subscribers of ``channel`` in this process."""
+        """XADD the event to the channel's stream: at once outside a coroutine, queued
+        inside one (see the class docstring). Returns the number of subscribers of
+        ``channel`` in this process."""
         key, body, xid = self._encode(channel, data, event, id)
         loop = _running_loop()
-        if loop is None:
+        if loop is None or asyncio.current_task(loop) is None:
             new_id = self._sync_client().xadd(
                 key, {b"b": body}, id=xid, maxlen=self.history, approximate=True)
             self._note_id(channel, new_id)
@@ -723,10 +740,10 @@ class RedisBroadcast(Broadcast):
     def _lost(info: dict, first: bytes | None, cursor: bytes | None) -> bool:
         """Were events after ``cursor`` removed from the stream (XINFO STREAM ``info``)?"""
         added = info.get("entries-added")
+        if cursor is None:                      # not a stream id: cannot tell what it saw
+            return added is None or added > 0
         if added is not None and added <= info.get("length", 0):
             return False                        # nothing was ever trimmed or deleted
-        if cursor is None:
-            return True                         # not one of our ids: cannot tell
         at = _id_key(cursor)
         deleted = info.get("max-deleted-entry-id")
         if deleted is not None and at < _id_key(deleted):
@@ -753,7 +770,7 @@ class RedisBroadcast(Broadcast):
         """This loop's reader: XREAD BLOCK on every channel subscribed here."""
         import redis
 
-        client = self._async_client()
+        client = self._async_client(socket_timeout=self.block_ms / 1000 + 10)
         delay = 0.05
         try:
             while True:

@@ -520,7 +520,7 @@ cdef class Connection:
 
     @property
     def stream_kind(self):
-        """'sync', 'async' or 'file' while a streaming response is running, else None."""
+        """'sync', 'async', 'file' or 'hub' while a streaming response runs, else None."""
         return self.stream.kind if self.stream is not None else None
 
     cdef int _write_response(self, Request req, object response) except -1:
@@ -630,8 +630,10 @@ cdef class Connection:
             return
         if self.stream is not None:
             self.stream._update_backlog()
+            # a hub subscriber's queued events wait for the socket to drain (not for the
+            # queue itself to shrink below the mark, which only a flush can do)
             if (self.stream is not None and self.stream.kind == "hub" and self.stream.chunks
-                    and self.stream.queued + self.stream.wqs <= self.stream.low_water):
+                    and self.stream.wqs <= self.stream.low_water):
                 self.stream._flush()
         if (self.read_paused and not self.busy and len(self.pending) < 16
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)

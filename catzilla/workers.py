@@ -15,8 +15,10 @@ kernel spreads new connections over the workers. The supervisor
   the workers at once.
 
 Workers are forked from the supervisor, so they inherit the app as it was configured at
-``listen()``; open connections to other services (a Redis hub's clients, say) should be made
-in the workers, which is what the hubs do: they connect on first use in each process.
+``listen()``; connections to other services should be opened in the workers (the Redis hub
+connects on first use in each process). Each worker has its own memory: an in-process
+``Broadcast()`` reaches the subscribers of one worker only; ``Broadcast("redis://...")``
+reaches those of every worker.
 """
 
 from __future__ import annotations
@@ -214,8 +216,7 @@ class Supervisor:
                     "worker %d keeps crashing: it %s, %d times in a row within %.1f s of "
                     "starting; giving up (see its errors above)"
                     % (w.slot, how, w.crashes, MIN_UPTIME))
-                _log(self.failure)
-                return
+                return                  # run() stops the others and exits with this message
             delay = min(BACKOFF_FIRST * 2 ** max(w.crashes - 1, 0), BACKOFF_MAX)
             w.restart_at = time.monotonic() + delay
             _log("worker %d (pid %d) %s; restarting it in %.1f s" % (w.slot, pid, how, delay))
