@@ -120,7 +120,7 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
         lines += [f"| peer | {wl['unit']} | min–max | ×catzilla | " +
                   " | ".join(c[1] for c in cols) + " | flags |",
                   "|---|---:|---:|---:|" + "---:|" * len(cols) + "---|"]
-        ref = _med([r["value"] for r in wl["results"].get(OURS, {}).get("runs", [])])
+        ref = _med([r.get("value") for r in wl["results"].get(OURS, {}).get("runs", [])])
         rows = []
         for peer, slot in wl["results"].items():
             vals = [r["value"] for r in slot.get("runs", []) if r.get("value") is not None]
@@ -156,7 +156,7 @@ def plot(res: dict, path):
                        {_label(res, p): v["rps"] for p, v in s.items() if v["rps"]}))
     for _name, wl in res["streaming"].items():
         panels.append((wl["title"], wl["unit"], {
-            _label(res, p): _med([r["value"] for r in slot.get("runs", [])])
+            _label(res, p): _med([r["value"] for r in slot.get("runs", []) if "value" in r])
             for p, slot in wl["results"].items()}))
     panels = [(t, u, {k: v for k, v in d.items() if v}) for t, u, d in panels]
     panels = [p for p in panels if p[2]]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import h11
 import pytest
@@ -41,6 +42,16 @@ def no_leaks(_warm_up):
     assert not leaked, "file descriptors left open: %r" % [
         os.readlink("/proc/self/fd/" + fd) for fd in leaked if os.path.exists("/proc/self/fd/" + fd)
     ]
+
+
+def wait_for(predicate, timeout=5.0, interval=0.005):
+    """Poll a condition with a deadline (synchronisation on state, not on time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
 
 
 class RawClient:

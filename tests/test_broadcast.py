@@ -11,20 +11,11 @@ import threading
 import time
 
 import pytest
+from conftest import wait_for
 
 from catzilla import Broadcast, Catzilla, EventSourceResponse, JSONResponse
 from catzilla.broadcast import RedisBroadcast
 from catzilla.testing import TestClient
-
-
-def wait_for(predicate, timeout=5.0, interval=0.005):
-    """Poll a condition with a deadline (synchronisation on state, not on time)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 async def until(predicate, timeout=5.0):

@@ -12,20 +12,10 @@ import time
 import aiohttp
 import h11
 import pytest
-from conftest import RawClient, header
+from conftest import RawClient, header, wait_for
 
 from catzilla import Catzilla, Response, StreamingResponse
 from catzilla.testing import TestClient
-
-
-def wait_for(predicate, timeout=5.0, interval=0.005):
-    """Poll a condition with a deadline (synchronisation on state, not on time)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def read_stream_events(c: RawClient, method="GET"):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from _redis import redis_server, redis_url  # noqa: F401  (fixtures)
+from conftest import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,12 +152,7 @@ def gone(pid: int) -> bool:
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    return _wait_for(predicate, timeout, interval)
 
 
 def request(port: int, method: str = "GET", path: str = "/pid", body: str | None = None):
