@@ -118,7 +118,13 @@ class Example:
 
 @contextlib.contextmanager
 def running(name: str, workdir: Path, *, stop_timeout: float = STOP_TIMEOUT) -> Iterator[Example]:
-    example = Example(name, workdir)
+    with run_example(Example(name, workdir), stop_timeout) as example:
+        yield example
+
+
+@contextlib.contextmanager
+def run_example(example: Example, stop_timeout: float = STOP_TIMEOUT) -> Iterator[Example]:
+    """Start it; on leaving, SIGINT and check exit code 0 and no traceback."""
     try:
         example.start()
         try:
@@ -240,6 +246,16 @@ def json_type(ev: Event) -> Any:
     except ValueError:
         return None
     return value.get("type") if isinstance(value, dict) else None
+
+
+def chat_event(kind: str, **fields):
+    """A matcher for a chat event of ``kind`` whose JSON has these field values."""
+    def match(ev: Event) -> bool:
+        if json_type(ev) != kind:
+            return False
+        value = ev.json()
+        return all(value.get(k) == v for k, v in fields.items())
+    return match
 
 
 # -- raw HTTP --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import aiohttp
 from _example_runner import (
     Event,
+    chat_event,
     client_session,
     decode_chunked,
     json_type,
@@ -301,16 +302,7 @@ def test_broadcast(tmp_path: Path) -> None:
 
 # -- Simple Chat System ----------------------------------------------------------------------
 
-def _chat(kind: str, **fields):
-    def match(ev: Event) -> bool:
-        if json_type(ev) != kind:
-            return False
-        value = ev.json()
-        return all(value.get(k) == v for k, v in fields.items())
-    return match
-
-
-def test_chat(tmp_path: Path) -> None:
+def testchat_event(tmp_path: Path) -> None:
     async def check(url: str) -> None:
         async with client_session() as session:
             alice = await session.get(url + "/chat/stream", params={"name": "Alice"})
@@ -318,18 +310,18 @@ def test_chat(tmp_path: Path) -> None:
             try:
                 assert alice.status == 200
                 assert alice.headers["Content-Type"].startswith("text/event-stream")
-                await read_event_until(alice, _chat("user_joined", user="Alice"), 5,
+                await read_event_until(alice, chat_event("user_joined", user="Alice"), 5,
                                        "Alice's own join notice")
 
                 bob = await session.get(url + "/chat/stream", params={"name": "Bob"})
                 assert bob.status == 200
                 joined, before = await read_event_until(
-                    bob, _chat("user_joined", user="Bob"), 5, "Bob's join notice")
+                    bob, chat_event("user_joined", user="Bob"), 5, "Bob's join notice")
                 assert joined.json()["clients_count"] == 2
                 # Alice joined first: her notice reaches Bob from the history
-                assert any(_chat("user_joined", user="Alice")(e) for e in before), [
+                assert any(chat_event("user_joined", user="Alice")(e) for e in before), [
                     e.data for e in before]
-                await read_event_until(alice, _chat("user_joined", user="Bob"), 5,
+                await read_event_until(alice, chat_event("user_joined", user="Bob"), 5,
                                        "Bob's join notice on Alice's stream")
 
                 async with session.post(url + "/chat/send",
@@ -340,7 +332,7 @@ def test_chat(tmp_path: Path) -> None:
                 assert (sent["message"]["sender"], sent["message"]["message"]) == ("Alice", "Hi")
                 for who, resp in (("Bob", bob), ("Alice", alice)):
                     ev, _ = await read_event_until(
-                        resp, _chat("chat_message", sender="Alice", message="Hi"), 5,
+                        resp, chat_event("chat_message", sender="Alice", message="Hi"), 5,
                         "Alice's message on %s's stream" % who)
                     assert ev.json()["timestamp"] == sent["message"]["timestamp"]
 
@@ -348,7 +340,7 @@ def test_chat(tmp_path: Path) -> None:
                                         params={"sender": "Bob", "message": "héllo & wörld"}) as r:
                     assert r.status == 200
                 await read_event_until(
-                    alice, _chat("chat_message", sender="Bob", message="héllo & wörld"), 5,
+                    alice, chat_event("chat_message", sender="Bob", message="héllo & wörld"), 5,
                     "Bob's message on Alice's stream")
 
                 # idle: a heartbeat about every second
@@ -359,7 +351,7 @@ def test_chat(tmp_path: Path) -> None:
                 assert 0.7 <= h2.at - h1.at <= 2.0, h2.at - h1.at
 
                 alice.close()
-                left, _ = await read_event_until(bob, _chat("user_left", user="Alice"), 4,
+                left, _ = await read_event_until(bob, chat_event("user_left", user="Alice"), 4,
                                                  "Alice's leave notice on Bob's stream")
                 assert left.json()["clients_count"] == 1
             finally:

@@ -19,10 +19,12 @@ from _example_runner import (
     STOP_TIMEOUT,
     Event,
     Example,
+    chat_event,
     client_session,
     json_type,
     read_event,
     read_event_until,
+    run_example,
 )
 
 
@@ -46,18 +48,8 @@ class Script(Example):
 def running_script(script: Path, workdir: Path, *, stop_timeout: float = STOP_TIMEOUT,
                    **env: str) -> Iterator[Script]:
     """Like _example_runner.running: SIGINT on leaving, exit code 0, no traceback."""
-    example = Script(script, workdir, env)
-    try:
-        example.start()
-        try:
-            yield example
-        except BaseException:
-            example.kill()
-            print(example.output())  # shown by pytest with the failure
-            raise
-        example.stop(stop_timeout)
-    finally:
-        example.kill()
+    with run_example(Script(script, workdir, env), stop_timeout) as example:
+        yield example
 
 
 def run(coro_fn, *args):
@@ -186,16 +178,7 @@ def test_hub_broadcast(tmp_path: Path) -> None:
 
 # -- Simple Chat System ----------------------------------------------------------------------
 
-def _chat(kind: str, **fields):
-    def match(ev: Event) -> bool:
-        if json_type(ev) != kind:
-            return False
-        value = ev.json()
-        return all(value.get(k) == v for k, v in fields.items())
-    return match
-
-
-def test_hub_chat(tmp_path: Path) -> None:
+def test_hubchat_event(tmp_path: Path) -> None:
     async def check(url: str) -> None:
         async with client_session() as session:
             alice = await session.get(url + "/chat/stream", params={"name": "Alice"})
@@ -203,19 +186,19 @@ def test_hub_chat(tmp_path: Path) -> None:
             try:
                 check_sse_head(alice)
                 first = await read_data_event(alice, 5, "Alice's first event")
-                assert _chat("user_joined", user="Alice", clients_count=1)(first), first.data
+                assert chat_event("user_joined", user="Alice", clients_count=1)(first), first.data
                 assert first.id == "1"  # the room's first message (id 0 opened the room)
 
                 bob = await session.get(url + "/chat/stream", params={"name": "Bob"})
                 check_sse_head(bob)
                 joined, before = await read_event_until(
-                    bob, _chat("user_joined", user="Bob"), 5, "Bob's join notice")
+                    bob, chat_event("user_joined", user="Bob"), 5, "Bob's join notice")
                 assert joined.json()["clients_count"] == 2
                 # Alice joined first: her notice reaches Bob from the history, before his own
                 before = [e for e in before if not is_ping(e)]
                 assert [e.id for e in before] == ["1"], [e.data for e in before]
-                assert _chat("user_joined", user="Alice")(before[0])
-                await read_event_until(alice, _chat("user_joined", user="Bob"), 5,
+                assert chat_event("user_joined", user="Alice")(before[0])
+                await read_event_until(alice, chat_event("user_joined", user="Bob"), 5,
                                        "Bob's join notice on Alice's stream")
 
                 async with session.post(url + "/chat/send",
@@ -227,7 +210,7 @@ def test_hub_chat(tmp_path: Path) -> None:
                 assert (sent["message"]["sender"], sent["message"]["message"]) == ("Alice", "Hi")
                 for who, resp in (("Bob", bob), ("Alice", alice)):
                     ev = await read_data_event(resp, 5, "Alice's message on %s's stream" % who)
-                    assert _chat("chat_message", sender="Alice", message="Hi")(ev), ev.data
+                    assert chat_event("chat_message", sender="Alice", message="Hi")(ev), ev.data
                     assert ev.json()["timestamp"] == sent["message"]["timestamp"]
                     assert ev.id == "3"
 
@@ -235,7 +218,8 @@ def test_hub_chat(tmp_path: Path) -> None:
                                         params={"sender": "Bob", "message": "héllo & wörld"}) as r:
                     assert r.status == 200
                 ev = await read_data_event(alice, 5, "Bob's message on Alice's stream")
-                assert _chat("chat_message", sender="Bob", message="héllo & wörld")(ev), ev.data
+                bob_said = chat_event("chat_message", sender="Bob", message="héllo & wörld")
+                assert bob_said(ev), ev.data
 
                 # idle: a `: ping` comment every PING (0.5 s here) instead of heartbeat events
                 p1 = await read_event(bob, 5, "a ping")
@@ -252,16 +236,16 @@ def test_hub_chat(tmp_path: Path) -> None:
                         assert r.status == 200
                 async with session.get(url + "/chat/stream", params={"name": "Carol"}) as carol:
                     joined, history = await read_event_until(
-                        carol, _chat("user_joined", user="Carol"), 5, "Carol's join notice")
+                        carol, chat_event("user_joined", user="Carol"), 5, "Carol's join notice")
                     assert len(history) == 9, [e.data for e in history]
                     assert [e.json()["message"] for e in history] == [str(n) for n in range(3, 12)]
                     assert joined.json()["clients_count"] == 3
-                left, _ = await read_event_until(bob, _chat("user_left", user="Carol"), 4,
+                left, _ = await read_event_until(bob, chat_event("user_left", user="Carol"), 4,
                                                  "Carol's leave notice on Bob's stream")
                 assert left.json()["clients_count"] == 2
 
                 alice.close()
-                left, _ = await read_event_until(bob, _chat("user_left", user="Alice"), 4,
+                left, _ = await read_event_until(bob, chat_event("user_left", user="Alice"), 4,
                                                  "Alice's leave notice on Bob's stream")
                 assert left.json()["clients_count"] == 1
             finally:
