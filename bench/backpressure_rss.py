@@ -10,7 +10,6 @@ every second, and prints idle RSS, max RSS, max - idle, and bytes received.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 import sys
