@@ -69,6 +69,7 @@ class Catzilla:
         self._methods: set[str] = set()
         self._servers: list[_core.Server] = []
         self._stop: asyncio.Event | None = None
+        self._force_stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connections = ConnectionRegistry(self)
         self._broadcast: Broadcast | None = None
@@ -172,15 +173,24 @@ class Catzilla:
         servers, self._servers = self._servers, []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        force = self._force_stop = self._force_stop or asyncio.Event()
         waiters = [s.begin_shutdown() for s in servers]
         if waiters:
-            await asyncio.wait(waiters, timeout=timeout)
+            forced = asyncio.ensure_future(force.wait())
+            await asyncio.wait([asyncio.gather(*waiters), forced], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            forced.cancel()
         await asyncio.gather(*(s.close_all() for s in servers))
-        # Producers were told to stop; give their threads what is left of the deadline.
+        # Producers were told to stop; their threads end after their current item. Wait for
+        # them without blocking the loop (a second Ctrl+C stops waiting).
         for s in servers:
-            if not s.stream_pool.shutdown(max(0.0, deadline - loop.time())):
-                logger.warning("catzilla: some stream producers did not stop within %.1f s "
-                               "(they are blocked in user code)", timeout)
+            s.stream_pool.close()
+        while (any(s.stream_pool.alive() for s in servers) and loop.time() < deadline
+               and not force.is_set()):
+            await asyncio.sleep(0.02)
+        if any(s.stream_pool.alive() for s in servers):
+            logger.warning("catzilla: some stream producers did not stop within %.1f s "
+                           "(they are blocked in user code)", timeout)
 
     def stop(self) -> None:
         """Ask a running ``listen()`` to shut down gracefully (thread-safe)."""
@@ -215,18 +225,24 @@ class Catzilla:
     async def _serve(self, host: str, port: int, backlog: int, reuse_port: bool) -> None:
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._force_stop = asyncio.Event()
         server = await self.start(host, port, backlog=backlog, reuse_port=reuse_port)
+
+        def on_signal() -> None:
+            # the first signal stops gracefully; a second one stops waiting for stragglers
+            (self._force_stop if self._stop.is_set() else self._stop).set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, on_signal)
         shown = host if ":" not in host else "[%s]" % host
         print("Catzilla listening on http://%s:%d (Ctrl+C to stop)" % (shown, server.sockname[1]),
               flush=True)
         try:
             await self._stop.wait()
+            await self.shutdown()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await self.shutdown()
 
 
 class ConnectionRegistry:

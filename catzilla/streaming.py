@@ -81,13 +81,25 @@ class StreamThreadPool:
         with self._lock:
             self._threads.discard(me)
 
-    def shutdown(self, timeout: float = 5.0) -> bool:
-        """Stop idle threads and wait up to ``timeout`` s for busy ones; True if all ended."""
+    def close(self) -> None:
+        """Refuse new work and tell idle threads to end (busy ones end after their job)."""
         with self._lock:
-            self._closed = True
+            if not self._closed:
+                self._closed = True
+                for _ in self._threads:
+                    self._jobs.put(None)
+
+    def alive(self) -> bool:
+        """Whether any of its threads is still running."""
+        with self._lock:
             threads = list(self._threads)
-            for _ in threads:
-                self._jobs.put(None)
+        return any(t.is_alive() for t in threads)
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """``close()``, then wait up to ``timeout`` s for busy threads; True if all ended."""
+        self.close()
+        with self._lock:
+            threads = list(self._threads)
         end = time.monotonic() + timeout
         for t in threads:
             t.join(max(0.0, end - time.monotonic()))

@@ -296,3 +296,52 @@ def test_listen_prints_its_url_and_exits_cleanly_on_signal(sig):
     assert proc.returncode == 0, err
     assert "exited cleanly" in out
     assert "Traceback" not in err
+
+
+STREAM_SCRIPT = textwrap.dedent("""
+    import time
+    from catzilla import Catzilla, StreamingResponse
+    app = Catzilla(shutdown_timeout=30)
+
+    @app.get("/slow")
+    def slow(request):
+        def gen():
+            while True:
+                yield "tick\\n"
+                time.sleep(3)
+        return StreamingResponse(gen())
+
+    app.listen(port=0, host="127.0.0.1")
+    print("exited cleanly", flush=True)
+""")
+
+
+def test_second_signal_stops_waiting_for_a_sleeping_producer():
+    import socket
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", STREAM_SCRIPT], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline().split(":")[2].split()[0])
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = b""
+        while b"tick" not in data:
+            data += s.recv(4096)
+        proc.send_signal(signal.SIGINT)      # graceful: would wait for the sleeping producer
+        s.settimeout(10)
+        while s.recv(4096):                  # the connection closes: the shutdown has begun
+            pass
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)      # second: stop waiting for the producer
+        out, err = proc.communicate(timeout=15)
+        elapsed = time.monotonic() - t0
+        s.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "exited cleanly" in out and "Traceback" not in err
+    assert elapsed < 2.5
