@@ -302,7 +302,7 @@ def test_broadcast(tmp_path: Path) -> None:
 
 # -- Simple Chat System ----------------------------------------------------------------------
 
-def testchat_event(tmp_path: Path) -> None:
+def test_chat(tmp_path: Path) -> None:
     async def check(url: str) -> None:
         async with client_session() as session:
             alice = await session.get(url + "/chat/stream", params={"name": "Alice"})

@@ -178,7 +178,7 @@ def test_hub_broadcast(tmp_path: Path) -> None:
 
 # -- Simple Chat System ----------------------------------------------------------------------
 
-def test_hubchat_event(tmp_path: Path) -> None:
+def test_hub_chat(tmp_path: Path) -> None:
     async def check(url: str) -> None:
         async with client_session() as session:
             alice = await session.get(url + "/chat/stream", params={"name": "Alice"})
