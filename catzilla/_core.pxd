@@ -36,13 +36,11 @@ cdef class _Stream:
     cdef readonly bint cancelled
     cdef bint finished
     cdef bint scheduled
-    cdef bint started
     cdef public bint holds_fd
     cdef object chunks
     cdef object writable
     cdef object drained
     cdef object task
-    cdef object file_job
     cdef bint sse
     cdef bint zero_copy
     cdef uv.uv_timer_t* ping_timer
@@ -56,6 +54,7 @@ cdef class _Stream:
     cdef void _flush(self)
     cdef void _update_backlog(self)
     cdef void _end(self, object failure)
+    cdef void _append(self, bytes data)
     cdef void _start_ping(self)
     cdef void _stop_ping(self)
     cdef void _retire(self)

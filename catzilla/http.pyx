@@ -475,7 +475,7 @@ cdef class Connection:
                 stream.subscription = content
             if response.retry is not None and not head_only:
                 # first on the wire: queued before any producer can add to the stream
-                stream._enqueue(_sse_encode_item({"retry": response.retry}))
+                stream._append(_sse_encode_item({"retry": response.retry}))
         if not head_only and kind != "async" and kind != "hub":
             stream.writable = _threading.Event()
             if kind == "sync":

@@ -66,8 +66,7 @@ cdef void _on_ping_cb(uv.uv_timer_t* timer) noexcept with gil:
     cdef _Stream stream = <_Stream>uv.catzilla_handle_get_data(<uv.uv_handle_t*>timer)
     try:
         if not stream.finished and not stream.cancelled and not stream.chunks:
-            stream.queued += PyBytes_GET_SIZE(_PING)
-            stream.chunks.append(_PING)
+            stream._append(_PING)
             stream._flush()
     except BaseException as exc:
         _report_error(exc)
@@ -91,7 +90,6 @@ def _fanout(subscribers, bytes payload, Py_ssize_t queue_limit, bint disconnect_
     past that the oldest is dropped, or the subscriber is disconnected."""
     cdef _Stream stream
     cdef Py_ssize_t reached = 0, dropped = 0, disconnected = 0
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
     cdef object old
     for s in tuple(subscribers):
         stream = <_Stream>s
@@ -107,11 +105,9 @@ def _fanout(subscribers, bytes payload, Py_ssize_t queue_limit, bint disconnect_
                 if type(old) is bytes:
                     stream.queued -= PyBytes_GET_SIZE(<bytes>old)
                 dropped += 1
-            stream.queued += size
-            stream.chunks.append(payload)
+            stream._append(payload)    # written when the socket drains
         else:
-            stream.queued += size
-            stream.chunks.append(payload)
+            stream._append(payload)
             stream._flush()
         reached += 1
     return reached, dropped, disconnected
@@ -144,10 +140,14 @@ cdef class _Stream:
             if srv.wakeup != NULL:
                 uv.uv_async_send(srv.wakeup)
 
-    def _enqueue(self, bytes data):
-        """Queue bytes to be written by the next flush (loop thread)."""
+    cdef void _append(self, bytes data):
+        """Queue bytes for the next flush (loop thread)."""
         self.queued += PyBytes_GET_SIZE(data)
         self.chunks.append(data)
+
+    def _enqueue(self, bytes data):
+        """``_append`` for Python callers (the hub's replay)."""
+        self._append(data)
 
     def _run_sync(self):
         """Worker thread: iterate a sync producer, waiting while the socket is backed up."""
@@ -445,8 +445,7 @@ async def _pump_async(_Stream stream):
                 break
             data = _encode_chunk(stream, chunk)
             if PyBytes_GET_SIZE(data):
-                stream.queued += PyBytes_GET_SIZE(data)
-                stream.chunks.append(data)
+                stream._append(data)
                 stream._flush()
             if stream.queued + stream.wqs > stream.high_water and not stream.cancelled:
                 stream.drained = stream.server.loop.create_future()

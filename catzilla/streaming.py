@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 logger = logging.getLogger("catzilla")
@@ -94,13 +93,3 @@ class StreamThreadPool:
         with self._lock:
             threads = list(self._threads)
         return any(t.is_alive() for t in threads)
-
-    def shutdown(self, timeout: float = 5.0) -> bool:
-        """``close()``, then wait up to ``timeout`` s for busy threads; True if all ended."""
-        self.close()
-        with self._lock:
-            threads = list(self._threads)
-        end = time.monotonic() + timeout
-        for t in threads:
-            t.join(max(0.0, end - time.monotonic()))
-        return not any(t.is_alive() for t in threads)
