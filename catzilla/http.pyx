@@ -630,9 +630,9 @@ cdef class Connection:
             return
         if self.stream is not None:
             self.stream._update_backlog()
-            # a hub subscriber's queued events wait for the socket to drain (not for the
-            # queue itself to shrink below the mark, which only a flush can do)
-            if (self.stream is not None and self.stream.kind == "hub" and self.stream.chunks
+            # chunks queued while the socket was backed up (a hub's events, a producer
+            # thread's chunks pushed without a wake-up) go out once it has drained
+            if (self.stream is not None and self.stream.chunks
                     and self.stream.wqs <= self.stream.low_water):
                 self.stream._flush()
         if (self.read_paused and not self.busy and len(self.pending) < 16

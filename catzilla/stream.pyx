@@ -134,7 +134,9 @@ cdef class _Stream:
         if type(item) is bytes:
             self.queued += PyBytes_GET_SIZE(<bytes>item)
         self.chunks.append(item)
-        if not self.scheduled:
+        # While libuv holds a write for this socket, the loop flushes the deque when that
+        # write completes (Connection._on_write_done): no wake-up per chunk.
+        if not self.scheduled and (self.wqs == 0 or type(item) is not bytes):
             self.scheduled = True
             srv.ready.append(self)
             if srv.wakeup != NULL:
@@ -252,10 +254,13 @@ cdef class _Stream:
             if self.wqs == 0 and not self.writable.is_set():
                 self.writable.set()
         elif self.queued + self.wqs <= self.low_water:
-            if self.writable is not None and not self.writable.is_set():
-                self.writable.set()
+            self._wake_producer()
             if self.drained is not None and not self.drained.done():
                 self.drained.set_result(None)
+
+    cdef void _wake_producer(self):
+        if self.writable is not None and not self.writable.is_set():
+            self.writable.set()
 
     cdef void _flush(self):
         """Write what the producer has made, in one vectored write per batch."""
