@@ -44,7 +44,8 @@ def http_summary(case) -> dict[str, dict]:
                      "max": max(rps, default=None), "n": len(rps),
                      "cpu": _med([r["cpu_us_per_req"] for r in runs]),
                      "p50": _med([r["p50_ms"] for r in runs]),
-                     "p99": _med([r["p99_ms"] for r in runs]), "errors": _errors(runs)}
+                     "p99": _med([r["p99_ms"] for r in runs]), "errors": _errors(runs),
+                     "client": _med([r.get("client_cpu_pct") for r in runs])}
     return out
 
 
@@ -72,7 +73,11 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
     lines += ["", "Ratios: a peer's figure divided by catzilla's (req/s: below 1× means slower "
               "than catzilla; CPU/request: above 1× means more CPU per request). wrk -t1 takes one "
               "of the cores; CPU per request is user+sys of the server's processes from /proc "
-              "divided by completed requests.", "", "## Peers", "",
+              "divided by completed requests. wrk CPU % is the client's user+sys over the run, as "
+              "a share of one core: where it is near 100% (Connection: close, where each request "
+              "costs the client a connect()), the client capped req/s and CPU µs/req is the "
+              "figure that compares servers. Peers take turns in a rotated order each run.", "",
+              "## Peers", "",
               "| peer | packages (pinned) | status |", "|---|---|---|"]
     for name, info in res["peers"].items():
         pk = ", ".join(info.get("packages") or []) or "current interpreter"
@@ -92,18 +97,18 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
         mode = "keep-alive" if case["keepalive"] else "Connection: close"
         lines += ["", f"### {case['title']} — {case['connections']} connections, {mode}", "",
                   "| peer | req/s | min–max | ×catzilla | ×ceiling | CPU µs/req | CPU ×catzilla "
-                  "| p50 ms | p99 ms | flags |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "| p50 ms | p99 ms | wrk CPU % | flags |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for peer, v in sorted(s.items(), key=lambda kv: -(kv[1]["rps"] or 0)):
             if v["na"] or not v["rps"]:
-                lines.append(f"| {_label(res, peer)} | n/a | | | | | | | | "
+                lines.append(f"| {_label(res, peer)} | n/a | | | | | | | | | "
                              f"{(v['na'] or v['errors'] or 'no result').replace('|', '/')} |")
                 continue
             lines.append(
                 f"| {_label(res, peer)} | {_fmt(v['rps'])} | {_fmt(v['min'])}–{_fmt(v['max'])} | "
                 f"{_ratio(v['rps'], ref.get('rps'))} | {_ratio(v['rps'], ceil.get('rps'))} | "
                 f"{_fmt(v['cpu'], 1)} | {_ratio(v['cpu'], ref.get('cpu'))} | {_fmt(v['p50'], 2)} | "
-                f"{_fmt(v['p99'], 2)} | {v['errors'].replace('|', '/')} |")
+                f"{_fmt(v['p99'], 2)} | {_fmt(v['client'])} | {v['errors'].replace('|', '/')} |")
 
     if res["memory"]:
         lines += ["", "## Memory (server RSS, MiB, median over runs)", "",

@@ -172,7 +172,9 @@ def main(argv=None) -> int:
         est += stream_plan.estimate(stream_names, ready)
     progress = Progress(est)
     for r in range(args.runs):
-        for peer in ready:
+        # a rotated order each run: no peer always follows the same one (Connection: close
+        # runs leave TIME_WAIT sockets behind that the next server's client meets)
+        for peer in ready[r % len(ready):] + ready[:r % len(ready)] if ready else []:
             if cases:
                 print(f"run {r + 1}/{args.runs}: {peer.label}", flush=True)
                 run_http_round(peer, args, cases, res, progress)

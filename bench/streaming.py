@@ -226,6 +226,7 @@ class Plan:
         for r in range(self.args.runs):
             for key, _title, _unit, _desc, _cols, digits, method, route, fn in plan:
                 who = targets + ([SENDFILE] if key == "download/file" else [])
+                who = who[r % len(who):] + who[:r % len(who)]   # a rotated order each run
                 for peer in who:
                     slot = res["streaming"][key]["results"].setdefault(peer.name, {"runs": []})
                     res["peers"].setdefault(peer.name, {"label": peer.label, "note": peer.note})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import resource
 import shutil
 import subprocess
+import time
 
 from .peers import CACHE
 
@@ -54,8 +56,14 @@ def parse(out: str) -> dict:
 def run(url: str, connections: int, duration: float, lua: str, timeout_s: float = 5) -> dict:
     cmd = [WRK, "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency",
            f"--timeout={timeout_s:g}s", "-s", lua, url]
+    before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - t0
     res = parse(proc.stdout)
+    # wrk's own CPU (user+sys) as a share of one core: near 100% means the client, not the
+    # server, capped requests/s (typical of Connection: close, where connect() dominates)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    res["client_cpu_pct"] = used / wall * 100 if wall > 0 else None
     if proc.returncode or not res["requests"]:
         res["error"] = (proc.stderr or proc.stdout).strip()[-300:] or "wrk produced no requests"
     return res
