@@ -53,7 +53,6 @@ cdef class _Stream:
     cdef void _cancel(self)
     cdef void _flush(self)
     cdef void _update_backlog(self)
-    cdef void _wake_producer(self)
     cdef void _end(self, object failure)
     cdef void _append(self, bytes data)
     cdef void _start_ping(self)

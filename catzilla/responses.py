@@ -60,12 +60,7 @@ class Response:
         if content_type is not None or media_type is not None:
             self.media_type = content_type or media_type
         self.body = self.render(content)
-        if headers:
-            self.raw_headers = self._init_headers(headers)
-        elif self.media_type is not None:
-            self.raw_headers = [_content_type_header(self.media_type, self.charset)]
-        else:
-            self.raw_headers = []
+        self.raw_headers = self._init_headers(headers)
 
     def render(self, content: Any) -> bytes:
         if content is None:

@@ -254,13 +254,10 @@ cdef class _Stream:
             if self.wqs == 0 and not self.writable.is_set():
                 self.writable.set()
         elif self.queued + self.wqs <= self.low_water:
-            self._wake_producer()
+            if self.writable is not None and not self.writable.is_set():
+                self.writable.set()
             if self.drained is not None and not self.drained.done():
                 self.drained.set_result(None)
-
-    cdef void _wake_producer(self):
-        if self.writable is not None and not self.writable.is_set():
-            self.writable.set()
 
     cdef void _flush(self):
         """Write what the producer has made, in one vectored write per batch."""
