@@ -15,6 +15,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 CACHE = BENCH / ".cache"
+RESULTS = BENCH / "results"
 APPS = BENCH / "apps"
 VENVS = CACHE / "venvs"
 
@@ -104,3 +105,11 @@ def installed_versions(peer: Peer, names=None) -> dict[str, str]:
         return json.loads(res.stdout)
     except Exception as exc:  # noqa: BLE001
         return {"error": str(exc)}
+
+
+def rotated(seq: list, turn: int) -> list:
+    """seq starting at position turn (mod its length): on run r, peers take turns in a rotated
+    order, so no peer always follows the same one (Connection: close runs leave TIME_WAIT
+    sockets behind that the next server's client meets)."""
+    k = turn % len(seq) if seq else 0
+    return seq[k:] + seq[:k]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from .peers import RESULTS
+
 OURS = "catzilla"
 CEILING = "ceiling"
 
@@ -143,7 +143,7 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
                          f"{_fmt(min(vals), wl.get('digits', 0))}–"
                          f"{_fmt(max(vals), wl.get('digits', 0))} | {_ratio(med, ref)} | " +
                          " | ".join(extra) + f" | {_errors(slot['runs'])} |")
-    side = sorted(RESULTS_DIR.glob("side-*.md"))
+    side = sorted(RESULTS.glob("side-*.md"))
     if side:
         lines += ["", "## Other measurements (separate commands)"]
         for path in side:

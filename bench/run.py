@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
 from . import build, peers, report, streaming, workloads, wrk  # noqa: E402
 from .server import Server, ServerError, raise_fd_limit  # noqa: E402
 
-RESULTS = peers.BENCH / "results"
+RESULTS = peers.RESULTS
 GROUPS = {"http": [w.name for w in workloads.HTTP], "streaming": list(streaming.WORKLOADS)}
 
 
@@ -172,9 +172,7 @@ def main(argv=None) -> int:
         est += stream_plan.estimate(stream_names, ready)
     progress = Progress(est)
     for r in range(args.runs):
-        # a rotated order each run: no peer always follows the same one (Connection: close
-        # runs leave TIME_WAIT sockets behind that the next server's client meets)
-        for peer in ready[r % len(ready):] + ready[:r % len(ready)] if ready else []:
+        for peer in peers.rotated(ready, r):
             if cases:
                 print(f"run {r + 1}/{args.runs}: {peer.label}", flush=True)
                 run_http_round(peer, args, cases, res, progress)

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from . import build, wrk
-from .peers import CACHE, SENDFILE
+from .peers import CACHE, SENDFILE, rotated
 from .server import Server, ServerError, cpu_delta, free_port
 
 WORKLOADS = {
@@ -226,8 +226,7 @@ class Plan:
         for r in range(self.args.runs):
             for key, _title, _unit, _desc, _cols, digits, method, route, fn in plan:
                 who = targets + ([SENDFILE] if key == "download/file" else [])
-                who = who[r % len(who):] + who[:r % len(who)]   # a rotated order each run
-                for peer in who:
+                for peer in rotated(who, r):
                     slot = res["streaming"][key]["results"].setdefault(peer.name, {"runs": []})
                     res["peers"].setdefault(peer.name, {"label": peer.label, "note": peer.note})
                     progress.step(5, f"{peer.label}: {key} (run {r + 1})")
