@@ -81,6 +81,7 @@ cdef class Server:
     cdef public Py_ssize_t max_header_size
     cdef public Py_ssize_t max_body_size
     cdef public Py_ssize_t max_url_size
+    cdef public bint fast_heads
     cdef public int max_headers
     cdef public double keep_alive_timeout
     cdef public double request_timeout
@@ -155,6 +156,8 @@ cdef class Connection:
     cdef int _write_interim(self, bytes data) except -1
     cdef void _on_read(self, Py_ssize_t nread, const char* data)
     cdef void _feed(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n)
+    cdef void _feed_parser(self, const char* data, Py_ssize_t n)
     cdef void _dispatch(self, Request req)
     cdef void _finish(self, Request req, object result)
     cdef void _send_exception(self, Request req, object exc)

@@ -67,6 +67,28 @@ cdef extern from *:
     void catzilla_alloc_cb(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) nogil
     int catzilla_peer(uv.uv_tcp_t* handle, char* out, size_t outlen) nogil
 
+cdef extern from "<string.h>" nogil:
+    const void* memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
+    const void* memchr(const void* s, int c, size_t n)
+    int memcmp(const void* a, const void* b, size_t n)
+
+# The plain-request fast path accepts these bytes in a request target (the path and query
+# characters of RFC 3986) and in a header value (visible ASCII, space, tab). Anything else
+# goes through llhttp, which accepts or rejects it as always.
+cdef unsigned char _TARGET_OK[256]
+cdef unsigned char _VALUE_OK[256]
+
+
+cdef void _init_fast_tables():
+    cdef int c
+    for c in range(256):
+        _TARGET_OK[c] = (b'a' <= c <= b'z' or b'A' <= c <= b'Z' or b'0' <= c <= b'9'
+                         or c in b"-._~!$&'()*+,;=:@/?%")
+        _VALUE_OK[c] = 0x20 <= c <= 0x7e or c == 9
+
+
+_init_fast_tables()
+
 
 cdef dict _METHODS = {m.encode(): m for m in (
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
@@ -165,6 +187,119 @@ cdef class Connection:
         self._feed(data, nread)
 
     cdef void _feed(self, const char* data, Py_ssize_t n):
+        cdef Py_ssize_t used
+        if not self.in_message and not self.close_after_response and self.server.fast_heads:
+            # Between messages: complete plain requests are taken without llhttp.
+            while n > 0:
+                used = self._fast_request(data, n)
+                if used < 0:
+                    break
+                data += used
+                n -= used
+                if self.closed or self.lingering or self.close_after_response:
+                    return   # what follows a "Connection: close" request is not answered
+            if n == 0:
+                return
+        self._feed_parser(data, n)
+
+    cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n):
+        """Take one complete request head at p if it is plain: GET or HEAD, origin-form
+        target, HTTP/1.1, well-formed headers within the limits and none that asks for a body,
+        an upgrade or an expectation. Dispatches it and returns the bytes it used, or -1 to
+        leave the bytes to llhttp (which gives any error the usual answer)."""
+        cdef Server srv = self.server
+        cdef const char* end = <const char*>memmem(p, n, b"\r\n\r\n", 4)
+        cdef const char* q
+        cdef const char* t0
+        cdef const char* n0
+        cdef const char* v0
+        cdef const char* mark
+        cdef Py_ssize_t tlen, nlen, vlen, size
+        cdef bint keep = True
+        cdef str method
+        cdef list headers
+        cdef Request req
+        if end == NULL:
+            return -1
+        if n >= 5 and memcmp(p, b"GET /", 5) == 0:
+            method = "GET"
+            q = p + 4
+        elif n >= 6 and memcmp(p, b"HEAD /", 6) == 0:
+            method = "HEAD"
+            q = p + 5
+        else:
+            return -1
+        t0 = q
+        while _TARGET_OK[<unsigned char>q[0]]:   # stops at the CR of end at the latest
+            q += 1
+        tlen = q - t0
+        if q[0] != b' ' or end + 4 - q < 11 or memcmp(q + 1, b"HTTP/1.1\r\n", 10) != 0:
+            return -1
+        size = tlen
+        if size > srv.max_url_size:
+            return -1
+        q += 11
+        headers = []
+        while q < end:
+            n0 = q
+            while catzilla_is_tchar(<unsigned char>q[0]):
+                q += 1
+            nlen = q - n0
+            if nlen == 0 or q[0] != b':':
+                return -1
+            q += 1
+            if q[0] == b' ':
+                q += 1
+            v0 = q
+            while _VALUE_OK[<unsigned char>q[0]]:
+                q += 1
+            vlen = q - v0
+            if (q[0] != b'\r' or q[1] != b'\n' or vlen == 0 or v0[0] == b' '
+                    or v0[0] == b'\t' or v0[vlen - 1] == b' ' or v0[vlen - 1] == b'\t'):
+                return -1
+            q += 2
+            if nlen == 10 and catzilla_lower_eq(n0, 10, "connection"):
+                if catzilla_lower_eq(v0, vlen, "close"):
+                    keep = False
+                elif not catzilla_lower_eq(v0, vlen, "keep-alive"):
+                    return -1
+            elif ((nlen == 14 and catzilla_lower_eq(n0, 14, "content-length"))
+                    or (nlen == 17 and catzilla_lower_eq(n0, 17, "transfer-encoding"))
+                    or (nlen == 6 and catzilla_lower_eq(n0, 6, "expect"))
+                    or (nlen == 7 and catzilla_lower_eq(n0, 7, "upgrade"))):
+                return -1
+            size += nlen + vlen + 4
+            if size > srv.max_header_size or len(headers) >= srv.max_headers:
+                return -1
+            headers.append((PyBytes_FromStringAndSize(n0, nlen),
+                            PyBytes_FromStringAndSize(v0, vlen)))
+        if q != end + 2:
+            return -1
+        req = Request.__new__(Request)
+        req.conn = self
+        mark = <const char*>memchr(t0, b'?', tlen)
+        if mark == NULL:
+            req.raw_path = PyBytes_FromStringAndSize(t0, tlen)
+            req.query_string = b""
+        else:
+            req.raw_path = PyBytes_FromStringAndSize(t0, mark - t0)
+            req.query_string = PyBytes_FromStringAndSize(mark + 1, t0 + tlen - mark - 1)
+        req.method = method
+        req.raw_headers = headers
+        req.http_version = "1.1"
+        req.keep_alive = keep
+        req._body = b""
+        if not keep:
+            self.close_after_response = True
+        if self.busy or self.pending:
+            self.pending.append(req)
+            if len(self.pending) >= 16:
+                self._pause_reading()
+        else:
+            self._dispatch(req)
+        return end + 4 - p
+
+    cdef void _feed_parser(self, const char* data, Py_ssize_t n):
         cdef bint was_in_headers = self.in_message and not self.headers_done
         cdef Request started_with = self.cur
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
@@ -270,6 +405,8 @@ cdef class Connection:
         req.raw_headers = self.cur_headers
         req.http_version = self.parser.get_http_version()
         req.keep_alive = self.parser.should_keep_alive()
+        if not req.keep_alive:
+            self.close_after_response = True   # llhttp takes nothing after it either
         if self.expect_length > self.server.max_body_size:
             self._abort(413, None)
         if self.expect_continue and req.http_version == "1.1" and not self.busy:

@@ -77,6 +77,8 @@ cdef class Server:
         self.debug = debug
         self.max_header_size = max_header_size
         self.max_url_size = max_url_size
+        # complete plain request heads are read without llhttp (off only to compare the two)
+        self.fast_heads = True
         self.max_headers = max_headers
         self.max_body_size = max_body_size
         self.keep_alive_timeout = keep_alive_timeout
