@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 
 from .peers import RESULTS
@@ -31,7 +32,11 @@ def _errors(runs) -> str:
         if r.get("error"):
             out.append(r["error"][:60])
         if r.get("socket_errors"):
-            out.append(f"{r['socket_errors']} socket errors")
+            kinds = re.findall(r"(connect|read|write|timeout) (\d+)",
+                               r.get("socket_error_detail", ""))
+            detail = ", ".join(f"{kind} {n}" for kind, n in kinds if n != "0")
+            out.append(f"{r['socket_errors']} socket errors ({detail})" if detail
+                       else f"{r['socket_errors']} socket errors")
         if r.get("non2xx"):
             out.append(f"{r['non2xx']} non-2xx")
     return "⚠ " + "; ".join(dict.fromkeys(out)) if out else ""
@@ -78,7 +83,9 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
               "divided by completed requests. wrk CPU % is the client's user+sys over the run, as "
               "a share of one core: where it is near 100% (Connection: close, where each request "
               "costs the client a connect()), the client capped req/s and CPU µs/req is the "
-              "figure that compares servers. Peers take turns in a rotated order each run.", "",
+              "figure that compares servers. Peers take turns in a rotated order each run. "
+              "Socket errors are wrk's, by kind; a read error is a connection the server reset "
+              "(ECONNRESET), which also spares the client an orderly close.", "",
               "## Peers", "",
               "| peer | packages (pinned) | status |", "|---|---|---|"]
     for name, info in res["peers"].items():
