@@ -158,6 +158,7 @@ cdef class Connection:
     cdef void _feed(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n)
     cdef void _feed_parser(self, const char* data, Py_ssize_t n)
+    cdef void _take_request(self, Request req)
     cdef void _dispatch(self, Request req)
     cdef void _finish(self, Request req, object result)
     cdef void _send_exception(self, Request req, object exc)

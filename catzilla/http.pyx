@@ -291,13 +291,17 @@ cdef class Connection:
         req._body = b""
         if not keep:
             self.close_after_response = True
+        self._take_request(req)
+        return end + 4 - p
+
+    cdef void _take_request(self, Request req):
+        """A whole request has arrived: answer it now, or after the ones before it."""
         if self.busy or self.pending:
             self.pending.append(req)
             if len(self.pending) >= 16:
                 self._pause_reading()
         else:
             self._dispatch(req)
-        return end + 4 - p
 
     cdef void _feed_parser(self, const char* data, Py_ssize_t n):
         cdef bint was_in_headers = self.in_message and not self.headers_done
@@ -432,12 +436,7 @@ cdef class Connection:
         else:
             req._body = b"".join(self.cur_body)
         self.cur_body = None
-        if self.busy or self.pending:
-            self.pending.append(req)
-            if len(self.pending) >= 16:
-                self._pause_reading()
-        else:
-            self._dispatch(req)
+        self._take_request(req)
         if self.lingering or self.closed:
             self._stop_parsing()
 
