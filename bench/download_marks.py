@@ -24,6 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.server import free_port  # noqa: E402
 from bench.streaming import data_file  # noqa: E402
 
 APP = textwrap.dedent("""
@@ -40,12 +41,6 @@ APP = textwrap.dedent("""
 """)
 
 SETTINGS = [(256 << 10, 64 << 10), (512 << 10, 128 << 10), (1 << 20, 512 << 10)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _curl(url: str) -> tuple[int, float]:
@@ -85,7 +80,7 @@ def main() -> int:
     results: dict[str, list[float]] = {name: [] for name, _ in configs}
     for r in range(args.rounds):
         for name, marks in configs:
-            port = _free_port()
+            port = free_port()
             if marks is None:
                 cmd = [sys.executable, "sendfile_app.py", "--port", str(port)]
             else:
