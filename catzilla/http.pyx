@@ -208,7 +208,7 @@ cdef class Connection:
         an upgrade or an expectation. Dispatches it and returns the bytes it used, or -1 to
         leave the bytes to llhttp (which gives any error the usual answer)."""
         cdef Server srv = self.server
-        cdef const char* end = <const char*>memmem(p, n, b"\r\n\r\n", 4)
+        cdef const char* end
         cdef const char* q
         cdef const char* t0
         cdef const char* n0
@@ -219,8 +219,6 @@ cdef class Connection:
         cdef str method
         cdef list headers
         cdef Request req
-        if end == NULL:
-            return -1
         if n >= 5 and memcmp(p, b"GET /", 5) == 0:
             method = "GET"
             q = p + 4
@@ -228,6 +226,9 @@ cdef class Connection:
             method = "HEAD"
             q = p + 5
         else:
+            return -1   # before looking for the head's end: a POST's body is not scanned
+        end = <const char*>memmem(p, n, b"\r\n\r\n", 4)
+        if end == NULL:
             return -1
         t0 = q
         while _TARGET_OK[<unsigned char>q[0]]:   # stops at the CR of end at the latest
