@@ -48,8 +48,15 @@ cdef class _Stream:
     cdef public uint64_t send_timeout_ms
     cdef public uint64_t last_progress
     cdef object subscription
+    cdef int fd                  # the socket, for a sync producer's direct writes
+    cdef bint direct_ok          # the head has been handed to libuv: direct writes may follow
+    cdef bint direct             # a producer thread is writing to fd right now
+    cdef uint64_t direct_seq     # direct writes so far (a ping skips a busy interval)
+    cdef uint64_t ping_seen      # direct_seq at the last ping tick
 
     cdef int _begin(self) except -1
+    cdef bint _claim_direct(self, Py_ssize_t ln)
+    cdef int _send_direct(self, bytes data)
     cdef void _cancel(self)
     cdef void _flush(self)
     cdef void _update_backlog(self)
@@ -98,6 +105,9 @@ cdef class Server:
     cdef readonly uint64_t streams_active
     cdef readonly uint64_t total_streams
     cdef int fd_holders
+    cdef readonly uint64_t direct_writes     # chunks producer threads wrote themselves
+    cdef readonly uint64_t direct_partial    # ... of which the kernel took only a part
+    cdef readonly uint64_t direct_refused    # sends the kernel refused (full): the loop writes
     cdef bint wakeup_close_pending
     cdef public object app_methods
     cdef object idle_waiter
@@ -145,6 +155,7 @@ cdef class Connection:
     cdef bint eof
     cdef bint close_after_response
     cdef bint close_deferred
+    cdef bint writing            # the loop is in a write with the GIL released
     cdef readonly _Stream stream
     cdef bytes last_path
     cdef uint64_t last_activity

@@ -613,10 +613,25 @@ cdef class Connection:
             if response.retry is not None and not head_only:
                 # first on the wire: queued before any producer can add to the stream
                 stream._append(_sse_encode_item({"retry": response.retry}))
+        try:
+            # the head first: a bad header fails here, before any producer runs
+            buf.size = 0
+            flags = _put_head(srv.server_line, srv.date_line, buf, status,
+                              response.raw_headers, -1, keep, http10,
+                              not http10 and not head_only)
+            if flags & HEAD_HAS_LENGTH:
+                stream.mode = MODE_LENGTH
+                stream.expected = _content_length_of(response.raw_headers)
+            elif http10:
+                stream.mode = MODE_CLOSE
+            else:
+                stream.mode = MODE_CHUNKED
+        except BaseException:
+            if kind == "sync" or kind == "async":
+                _close_producer(content)
+            raise
         if not head_only and kind != "async" and kind != "hub":
-            stream.writable = _threading.Event()
-            if kind == "sync":
-                stream.writable.set()
+            stream.writable = _threading.Event()   # set by _begin, once the head is out
             if not srv.stream_pool.try_submit(
                     stream._run_sync if kind == "sync" else stream._run_file):
                 if kind == "sync":
@@ -628,18 +643,8 @@ cdef class Connection:
                 return 0
         elif head_only and kind != "file" and kind != "hub":
             _close_producer(content)
-        buf.size = 0
-        flags = _put_head(srv.server_line, srv.date_line, buf, status, response.raw_headers,
-                          -1, keep, http10, not http10 and not head_only)
         if (flags & HEAD_USER_CLOSE) or not keep:
             self.close_after_response = True
-        if flags & HEAD_HAS_LENGTH:
-            stream.mode = MODE_LENGTH
-            stream.expected = _content_length_of(response.raw_headers)
-        elif http10:
-            stream.mode = MODE_CLOSE
-        else:
-            stream.mode = MODE_CHUNKED
         b.base = buf.data
         b.len = buf.size
         self._write(&b, &owner, 1)
@@ -717,8 +722,10 @@ cdef class Connection:
         if total >= 65536:
             # A big copy into the kernel: let producer threads run meanwhile. Only this
             # (loop) thread touches the handle; bufs point into objects we hold.
+            self.writing = True    # no producer thread writes to the socket meanwhile
             with nogil:
                 done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
+            self.writing = False
         else:
             done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
         if done == total:

@@ -329,6 +329,8 @@ cdef class Server:
                     finished=c.stream.finished, holds_fd=c.stream.holds_fd,
                     chunks=len(c.stream.chunks), sent=c.stream.sent)))
         return dict(open_handles=self.open_handles, fd_holders=self.fd_holders,
+                    direct_writes=self.direct_writes, direct_partial=self.direct_partial,
+                    direct_refused=self.direct_refused,
                     wakeup=self.wakeup != NULL, ticker=self.ticker != NULL,
                     listener=self.listener != NULL, ready=len(self.ready), conns=rows)
 

@@ -14,12 +14,45 @@ cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown" (int fd, int how)
     enum: SHUT_RDWR
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <string.h>
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+
+    /* One non-blocking vectored send of a framed chunk (head, payload, tail; head and tail
+       may be empty). Returns the bytes the kernel took, or -errno. */
+    static Py_ssize_t catzilla_send_framed(int fd, const char* head, size_t hl,
+                                           const char* p, size_t pl,
+                                           const char* tail, size_t tl) {
+        struct iovec iov[3];
+        struct msghdr msg;
+        ssize_t r;
+        int n = 0;
+        if (hl) { iov[n].iov_base = (void*)head; iov[n].iov_len = hl; n++; }
+        iov[n].iov_base = (void*)p; iov[n].iov_len = pl; n++;
+        if (tl) { iov[n].iov_base = (void*)tail; iov[n].iov_len = tl; n++; }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = n;
+        do {
+            r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (r < 0 && errno == EINTR);
+        return r < 0 ? -(Py_ssize_t)errno : (Py_ssize_t)r;
+    }
+    """
+    Py_ssize_t catzilla_send_framed(int fd, const char* head, size_t hl, const char* p,
+                                    size_t pl, const char* tail, size_t tl) nogil
+    enum: EAGAIN
+
 cdef enum:
     MODE_CHUNKED = 1
     MODE_LENGTH = 2
     MODE_CLOSE = 3
     SMALL_CHUNK = 4096
     MAX_BATCH = 256
+    DIRECT_CHUNK = 16384    # a sync producer writes chunks this big to the socket itself
 
 from catzilla._sse import encode_item as _sse_encode_item
 
@@ -27,6 +60,11 @@ cdef object _END = object()
 cdef bytes _PING = b": ping\n\n"
 cdef bytes _CRLF = b"\r\n"
 cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
+
+
+class _Raw(bytes):
+    """Bytes already framed (the rest of a chunk a producer thread sent in part)."""
+    __slots__ = ()
 
 
 class _Failure:
@@ -65,7 +103,10 @@ cdef inline bytes _encode_chunk(_Stream stream, object chunk):
 cdef void _on_ping_cb(uv.uv_timer_t* timer) noexcept with gil:
     cdef _Stream stream = <_Stream>uv.catzilla_handle_get_data(<uv.uv_handle_t*>timer)
     try:
-        if not stream.finished and not stream.cancelled and not stream.chunks:
+        if stream.direct_seq != stream.ping_seen:
+            stream.ping_seen = stream.direct_seq   # the producer thread wrote: not silent
+        elif (not stream.finished and not stream.cancelled and not stream.chunks
+                and not stream.direct):
             stream._append(_PING)
             stream._flush()
     except BaseException as exc:
@@ -131,7 +172,7 @@ cdef class _Stream:
 
     def _push(self, item):
         cdef Server srv = self.server
-        if type(item) is bytes:
+        if type(item) is bytes or type(item) is _Raw:
             self.queued += PyBytes_GET_SIZE(<bytes>item)
         self.chunks.append(item)
         # While libuv holds a write for this socket, the loop flushes the deque when that
@@ -152,10 +193,15 @@ cdef class _Stream:
         self._append(data)
 
     def _run_sync(self):
-        """Worker thread: iterate a sync producer, waiting while the socket is backed up."""
+        """Worker thread: iterate a sync producer, waiting while the socket is backed up.
+
+        A big chunk goes straight to the socket from this thread when nothing else is queued
+        for it (no hand-off to the loop, no wake-up); the rest goes through the loop."""
+        cdef int err
         it = None
         failure = None
         writable = self.writable
+        writable.wait()   # the head goes first
         try:
             it = iter(self.content)
             while not self.cancelled:
@@ -171,7 +217,13 @@ cdef class _Stream:
                 if self.cancelled:
                     break
                 data = _encode_chunk(self, chunk)
-                if PyBytes_GET_SIZE(data):
+                if PyBytes_GET_SIZE(data) >= DIRECT_CHUNK and self._claim_direct(
+                        PyBytes_GET_SIZE(data)):
+                    err = self._send_direct(data)
+                    if err:
+                        failure = _Failure(OSError(err, _os.strerror(err)), quiet=True)
+                        break
+                elif PyBytes_GET_SIZE(data):
                     self._push(data)
         except BaseException as exc:
             failure = _Failure(exc)
@@ -184,6 +236,71 @@ cdef class _Stream:
                     if failure is None:
                         failure = _Failure(exc)
             self._push(failure if failure is not None else _END)
+
+    cdef bint _claim_direct(self, Py_ssize_t ln):
+        """Producer thread, GIL held: may it write a chunk of ln bytes to the socket itself?
+        Only when everything before it has reached the kernel. While it writes, the loop
+        writes nothing to this socket and does not close it (holds_fd)."""
+        cdef Connection conn = self.conn
+        if (not self.direct_ok or self.cancelled or self.finished or self.scheduled
+                or self.chunks or conn.closed or conn.lingering or conn.writing
+                or conn.stream is not self
+                or uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle) != 0):
+            return False
+        if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
+            return False   # the loop's writer reports the overrun
+        self.direct = True
+        self.holds_fd = True
+        self.server.fd_holders += 1
+        return True
+
+    cdef int _send_direct(self, bytes data):
+        """Producer thread, after _claim_direct: one non-blocking send of the framed chunk
+        with the GIL released. What the kernel does not take goes to the loop's queue.
+        Returns 0, or the errno of a failed send (the client has gone)."""
+        cdef Connection conn = self.conn
+        cdef Server srv = self.server
+        cdef char head[24]
+        cdef int hl = 0, tl = 0
+        cdef const char* p = PyBytes_AS_STRING(data)
+        cdef Py_ssize_t ln = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t done, total
+        cdef int fd = self.fd
+        cdef int err = 0
+        if self.mode == MODE_CHUNKED:
+            hl = snprintf(head, sizeof(head), "%zx\r\n", ln)
+            tl = 2
+        total = hl + ln + tl
+        with nogil:
+            done = catzilla_send_framed(fd, head, hl, p, ln, "\r\n", tl)
+        self.direct = False
+        if done > 0:
+            self.sent += ln
+            conn.bytes_sent += done
+            srv.bytes_sent += done
+            srv.direct_writes += 1
+            self.direct_seq += 1
+            if done < total:
+                srv.direct_partial += 1
+                # the rest, framing included, is written by the loop when the socket drains
+                rest = (PyBytes_FromStringAndSize(head, hl) + data + _CRLF[:tl])[done:]
+                self._push(_Raw(rest))
+        elif done == -EAGAIN:
+            srv.direct_refused += 1
+            self._push(data)
+        else:
+            err = <int>-done
+        if not self.cancelled and not srv.wakeup_close_pending:
+            self.holds_fd = False
+            srv.fd_holders -= 1
+        # else the loop lets go of the fd when it takes this producer's last word (_end)
+        if self.chunks and not self.scheduled:
+            # a ping queued while we wrote
+            self.scheduled = True
+            srv.ready.append(self)
+            if srv.wakeup != NULL:
+                uv.uv_async_send(srv.wakeup)
+        return err
 
     def _run_file(self):
         """Worker thread: sendfile(2) a byte range of a file to the socket."""
@@ -224,6 +341,11 @@ cdef class _Stream:
         self.last_progress = uv.uv_now(srv.uvloop)
         srv.streams_active += 1
         srv.total_streams += 1
+        if self.conn.closed:   # the head could not be written: the client has gone
+            self._cancel()       # a worker stops (and closes its producer) at once
+            if self.kind == "async":
+                _close_producer(self.content)
+            return 0
         if self.ping_ms:
             self._start_ping()
         if self.kind == "hub":
@@ -240,6 +362,10 @@ cdef class _Stream:
             self.content = self.content + (fd,)
             self.holds_fd = True
             srv.fd_holders += 1
+        elif self.kind == "sync":
+            uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
+            self.fd = fd
+            self.direct_ok = fd >= 0
         self._update_backlog()
         return 0
 
@@ -277,11 +403,13 @@ cdef class _Stream:
             # worker lets go of the socket with it).
             while self.chunks:
                 item = self.chunks.popleft()
-                if type(item) is bytes:
+                if type(item) is bytes or type(item) is _Raw:
                     self.queued -= PyBytes_GET_SIZE(<bytes>item)
                 else:
                     self._end(item)
             return
+        if self.direct:
+            return   # a producer thread is writing; it has this flush scheduled when done
         while self.chunks and terminal is None and not conn.closed:
             buf.size = 0
             n = 0
@@ -290,6 +418,24 @@ cdef class _Stream:
             hold = []   # the chunks our iovecs point into stay alive until _write keeps them
             while self.chunks and count < MAX_BATCH:
                 item = self.chunks.popleft()
+                if type(item) is _Raw:
+                    data = <bytes>item
+                    ln = PyBytes_GET_SIZE(data)
+                    self.queued -= ln
+                    count += 1
+                    if buf.size > seg_start:
+                        offsets[n] = seg_start
+                        bufs[n].len = buf.size - seg_start
+                        owners[n] = NULL
+                        n += 1
+                    hold.append(data)
+                    bufs[n].base = PyBytes_AS_STRING(data)
+                    bufs[n].len = ln
+                    offsets[n] = -1
+                    owners[n] = <PyObject*>data
+                    n += 1
+                    seg_start = buf.size
+                    continue
                 if type(item) is not bytes:
                     terminal = item
                     break
@@ -395,7 +541,7 @@ cdef class _Stream:
             self.drained.cancel()
         if self.task is not None:
             self.task.cancel()
-        if self.holds_fd and len(self.content) == 4:
+        if self.holds_fd and self.kind == "file" and len(self.content) == 4:
             c_shutdown(<int>self.content[3], SHUT_RDWR)   # wakes the sendfile worker
 
     cdef void _retire(self):

@@ -58,8 +58,15 @@ class RawClient:
     """A raw socket to the server; responses are parsed by h11, an HTTP implementation we did
     not write. ``send`` writes bytes as they are; ``response`` parses the next response."""
 
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = 10.0, rcvbuf: int = 0) -> None:
+        if rcvbuf:
+            # set before connecting: the window is agreed on at the handshake
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", port))
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.conn = h11.Connection(h11.CLIENT)
 
     def send(self, data: bytes) -> None:

@@ -206,6 +206,36 @@ def test_exception_mid_stream_truncates_and_never_writes_a_second_status(caplog)
     assert "producer broke" in messages and "async producer broke" in messages
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_bad_stream_header_gets_a_clean_500_and_the_producer_never_runs(kind, caplog):
+    """The head is checked before the producer starts: nothing of the body may follow the 500
+    (it used to, from a producer thread that was already running)."""
+    app = Catzilla()
+    started = []
+
+    def gen():
+        started.append(kind)
+        yield b"body"
+
+    async def agen():
+        started.append(kind)
+        yield b"body"
+
+    app.add_route("/s", lambda r: StreamingResponse(
+        gen() if kind == "sync" else agen(), headers={"X-Bad": "a\r\nb"}))
+    app.add_route("/ok", lambda r: Response("ok"))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response()
+        assert resp.status_code == 500
+        assert body == b'{"detail":"Internal Server Error"}'
+        c.send(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert c.response()[1] == b"ok"
+        assert app.connections.stats()["streams_active"] == 0
+    assert started == []
+    assert any("CR, LF or NUL" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
 def test_head_on_a_streaming_route_closes_the_producer_without_iterating():
     app = Catzilla()
     state = {"started": False, "closed": threading.Event()}

@@ -1,0 +1,200 @@
+"""Big chunks that a sync producer thread writes to the socket itself (no hand-off to the loop
+while nothing else is queued): order and framing when the kernel takes only part of a chunk,
+disconnects and closes while a thread is writing, pings beside direct writes."""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import struct
+import threading
+import time
+
+import aiohttp
+import h11
+import pytest
+from conftest import RawClient, wait_for
+
+from catzilla import Catzilla, EventSourceResponse, Response, StreamingResponse
+from catzilla.testing import TestClient
+
+
+def _big_chunks(seed: int, count: int) -> list[bytes]:
+    """Distinct chunks, every one big enough to be written by the producer thread."""
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.randint(16384, 300_000)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "http10"])
+def test_chunks_the_kernel_takes_in_part_arrive_whole_and_in_order(framing):
+    """The client does not read until the server reports a send the kernel took only in part;
+    the rest of that chunk (framing included) then goes through the loop, and the body must
+    still be exactly the chunks in order."""
+    app = Catzilla()
+    state = {}
+
+    def route(request):
+        chunks = state["chunks"]
+        headers = {"Content-Length": str(sum(map(len, chunks)))} if framing == "length" else {}
+        return StreamingResponse(iter(chunks), headers=headers)
+
+    app.add_route("/s", route)
+    with TestClient(app) as client:
+        srv = client.server
+        for attempt in range(5):
+            state["chunks"] = _big_chunks(attempt, 60)
+            before = srv.direct_partial
+            with RawClient(client.port, rcvbuf=16384) as c:
+                if framing == "http10":
+                    c.send(b"GET /s HTTP/1.0\r\n\r\n")
+                else:
+                    c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+                wait_for(lambda before=before: srv.direct_partial > before, timeout=5)
+                if framing == "http10":
+                    head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+                    assert b"transfer-encoding" not in head.lower()
+                else:
+                    resp, body = c.response()
+                    te = dict(resp.headers).get(b"transfer-encoding")
+                    assert te == (b"chunked" if framing == "chunked" else None)
+            assert body == b"".join(state["chunks"])
+            if srv.direct_partial > before:
+                break
+        assert srv.direct_writes > 0
+        assert srv.direct_partial > 0, "no send was ever taken in part"
+
+
+def test_small_and_big_chunks_mixed_keep_their_order_with_a_slow_reader():
+    """Small chunks go through the loop, big ones may be written by the thread: whichever
+    way each goes, they leave in the order they were made."""
+    rng = random.Random(11)
+    chunks = []
+    for _ in range(400):
+        kind = rng.random()
+        if kind < 0.5:
+            chunks.append(rng.randbytes(rng.randint(1, 4000)))
+        elif kind < 0.6:
+            chunks.append(rng.randbytes(rng.choice([16383, 16384, 16385])))
+        else:
+            chunks.append(rng.randbytes(rng.randint(20_000, 200_000)))
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(iter(chunks)))
+    with TestClient(app) as client:
+        for _ in range(3):
+            with RawClient(client.port, rcvbuf=16384) as c:
+                c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+                c.conn.send(h11.Request(method="GET", target="/", headers=[("Host", "t")]))
+                c.conn.send(h11.EndOfMessage())
+                got = []
+                while True:
+                    ev = c.conn.next_event()
+                    if ev is h11.NEED_DATA:
+                        c.conn.receive_data(c.sock.recv(4096))   # small reads: a slow client
+                    elif isinstance(ev, h11.Data):
+                        got.append(bytes(ev.data))
+                    elif isinstance(ev, h11.EndOfMessage):
+                        break
+            assert b"".join(got) == b"".join(chunks)
+        assert client.server.direct_writes > 0
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_client_leaving_while_the_thread_writes_closes_the_producer(how, caplog):
+    """A client that goes away mid-download: the producer's finally: runs, nothing is logged
+    as an error, and no socket, thread or registry entry is left."""
+    app = Catzilla()
+    finished = []
+    block = b"d" * (256 * 1024)
+
+    def gen():
+        done = threading.Event()
+        finished.append(done)
+        try:
+            while True:
+                yield block
+        finally:
+            done.set()
+
+    app.add_route("/s", lambda r: StreamingResponse(gen()))
+    with caplog.at_level(logging.WARNING, logger="catzilla"), TestClient(app) as client:
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", client.port))
+            s.sendall(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+            received = 0
+            while received < 2 << 20:
+                received += len(s.recv(1 << 20))
+            if how == "reset":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            assert finished[-1].wait(5)
+        assert wait_for(lambda: len(app.connections) == 0)
+        assert wait_for(lambda: client.server.debug_state()["fd_holders"] == 0)
+        assert app.connections.stats()["streams_active"] == 0
+        assert client.server.direct_writes > 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_closing_from_the_registry_while_the_thread_writes():
+    """connection.close() on the loop while a producer thread may be inside its send: the
+    socket is closed only once the thread has let go of it."""
+    app = Catzilla()
+    finished = []
+    ids = []
+    block = b"r" * (128 * 1024)
+
+    def gen():
+        done = threading.Event()
+        finished.append(done)
+        try:
+            while True:
+                yield block
+        finally:
+            done.set()
+
+    app.add_route("/ok", lambda r: Response("still serving"))
+
+    @app.get("/s")
+    def s(request):
+        ids.append(request.connection_id)
+        return StreamingResponse(gen())
+
+    with TestClient(app) as client:
+
+        async def scenario():
+            for _ in range(20):
+                r = await client.session.get(client.url("/s"))
+                await r.content.readexactly(1 << 20)
+                client.call_in_server(app.connections[ids[-1]].close)
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    await r.content.read()
+                r.release()
+                assert finished[-1].wait(5)
+
+        client.run(scenario())
+        assert wait_for(lambda: client.server.debug_state()["fd_holders"] == 0)
+        assert wait_for(lambda: len(app.connections) == 0)
+        assert client.server.direct_writes > 0
+        assert client.get("/ok").content == b"still serving"
+
+
+def test_pings_never_land_inside_an_event_written_by_the_thread():
+    """Big SSE events go out from the producer thread while the ping timer fires on the loop:
+    a ping is written only between events, never inside one."""
+    from test_sse import parse_events
+
+    app = Catzilla()
+    events = [{"data": ("%d:" % i) + "x" * 40_000} for i in range(200)]
+
+    def gen():
+        for i, ev in enumerate(events):
+            yield ev
+            if i % 50 == 49:
+                time.sleep(0.02)   # the producer falls silent: the 5 ms ping fires
+
+    app.add_route("/s", lambda r: EventSourceResponse(gen(), ping=0.005))
+    with TestClient(app) as client:
+        body = client.get("/s").content
+        assert b": ping\n\n" in body
+        assert [e["data"] for e in parse_events(body)] == [e["data"] for e in events]
+        assert client.server.direct_writes > 0
