@@ -394,6 +394,7 @@ cdef class _Stream:
         cdef PyObject* owners[2 * MAX_BATCH + 2]
         cdef Py_ssize_t offsets[2 * MAX_BATCH + 2]
         cdef int n, count, i
+        cdef bint raw, framed
         cdef Py_ssize_t ln, seg_start
         cdef bytes data
         cdef list hold
@@ -418,38 +419,23 @@ cdef class _Stream:
             hold = []   # the chunks our iovecs point into stay alive until _write keeps them
             while self.chunks and count < MAX_BATCH:
                 item = self.chunks.popleft()
-                if type(item) is _Raw:
-                    data = <bytes>item
-                    ln = PyBytes_GET_SIZE(data)
-                    self.queued -= ln
-                    count += 1
-                    if buf.size > seg_start:
-                        offsets[n] = seg_start
-                        bufs[n].len = buf.size - seg_start
-                        owners[n] = NULL
-                        n += 1
-                    hold.append(data)
-                    bufs[n].base = PyBytes_AS_STRING(data)
-                    bufs[n].len = ln
-                    offsets[n] = -1
-                    owners[n] = <PyObject*>data
-                    n += 1
-                    seg_start = buf.size
-                    continue
-                if type(item) is not bytes:
+                raw = type(item) is _Raw   # already framed: the rest of a direct write
+                if not raw and type(item) is not bytes:
                     terminal = item
                     break
                 data = <bytes>item
                 ln = PyBytes_GET_SIZE(data)
                 self.queued -= ln
-                if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
-                    terminal = _Failure(ValueError(
-                        "the stream produced more bytes than its Content-Length (%d)"
-                        % self.expected))
-                    break
-                self.sent += ln
                 count += 1
-                if self.mode == MODE_CHUNKED:
+                framed = self.mode == MODE_CHUNKED and not raw
+                if not raw:
+                    if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
+                        terminal = _Failure(ValueError(
+                            "the stream produced more bytes than its Content-Length (%d)"
+                            % self.expected))
+                        break
+                    self.sent += ln
+                if framed:
                     _put_chunk_head(buf, ln)
                 if ln < SMALL_CHUNK and not self.zero_copy:
                     buf.put(PyBytes_AS_STRING(data), ln)
@@ -466,7 +452,7 @@ cdef class _Stream:
                     owners[n] = <PyObject*>data
                     n += 1
                     seg_start = buf.size
-                if self.mode == MODE_CHUNKED:
+                if framed:
                     buf.put("\r\n", 2)
             if terminal is _END:
                 if self.mode == MODE_CHUNKED:
