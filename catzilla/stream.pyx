@@ -52,7 +52,7 @@ cdef enum:
     MODE_CLOSE = 3
     SMALL_CHUNK = 4096
     MAX_BATCH = 256
-    DIRECT_CHUNK = 16384    # a sync producer writes chunks this big to the socket itself
+    DIRECT_CHUNK = 32768    # a sync producer writes chunks this big to the socket itself
 
 from catzilla._sse import encode_item as _sse_encode_item
 

@@ -23,7 +23,7 @@ from catzilla.testing import TestClient
 def _big_chunks(seed: int, count: int) -> list[bytes]:
     """Distinct chunks, every one big enough to be written by the producer thread."""
     rng = random.Random(seed)
-    return [rng.randbytes(rng.randint(16384, 300_000)) for _ in range(count)]
+    return [rng.randbytes(rng.randint(32768, 300_000)) for _ in range(count)]
 
 
 @pytest.mark.parametrize("framing", ["chunked", "length", "http10"])
@@ -75,7 +75,7 @@ def test_small_and_big_chunks_mixed_keep_their_order_with_a_slow_reader():
         if kind < 0.5:
             chunks.append(rng.randbytes(rng.randint(1, 4000)))
         elif kind < 0.6:
-            chunks.append(rng.randbytes(rng.choice([16383, 16384, 16385])))
+            chunks.append(rng.randbytes(rng.choice([32767, 32768, 32769])))
         else:
             chunks.append(rng.randbytes(rng.randint(20_000, 200_000)))
     app = Catzilla()
