@@ -99,6 +99,17 @@ def test_small_and_big_chunks_mixed_keep_their_order_with_a_slow_reader():
         assert client.server.direct_writes > 0
 
 
+def _endless(block: bytes, finished: list):
+    """A producer that never ends by itself; each one appends an Event set by its finally:."""
+    done = threading.Event()
+    finished.append(done)
+    try:
+        while True:
+            yield block
+    finally:
+        done.set()
+
+
 @pytest.mark.parametrize("how", ["close", "reset"])
 def test_client_leaving_while_the_thread_writes_closes_the_producer(how, caplog):
     """A client that goes away mid-download: the producer's finally: runs, nothing is logged
@@ -106,17 +117,7 @@ def test_client_leaving_while_the_thread_writes_closes_the_producer(how, caplog)
     app = Catzilla()
     finished = []
     block = b"d" * (256 * 1024)
-
-    def gen():
-        done = threading.Event()
-        finished.append(done)
-        try:
-            while True:
-                yield block
-        finally:
-            done.set()
-
-    app.add_route("/s", lambda r: StreamingResponse(gen()))
+    app.add_route("/s", lambda r: StreamingResponse(_endless(block, finished)))
     with caplog.at_level(logging.WARNING, logger="catzilla"), TestClient(app) as client:
         for _ in range(20):
             s = socket.create_connection(("127.0.0.1", client.port))
@@ -142,22 +143,12 @@ def test_closing_from_the_registry_while_the_thread_writes():
     finished = []
     ids = []
     block = b"r" * (128 * 1024)
-
-    def gen():
-        done = threading.Event()
-        finished.append(done)
-        try:
-            while True:
-                yield block
-        finally:
-            done.set()
-
     app.add_route("/ok", lambda r: Response("still serving"))
 
     @app.get("/s")
     def s(request):
         ids.append(request.connection_id)
-        return StreamingResponse(gen())
+        return StreamingResponse(_endless(block, finished))
 
     with TestClient(app) as client:
 
