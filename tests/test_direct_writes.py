@@ -189,3 +189,44 @@ def test_pings_never_land_inside_an_event_written_by_the_thread():
         assert b": ping\n\n" in body
         assert [e["data"] for e in parse_events(body)] == [e["data"] for e in events]
         assert client.server.direct_writes > 0
+
+
+def test_graceful_stop_while_threads_write():
+    """app shutdown while producer threads write big chunks to clients that keep reading: every
+    producer's finally: runs, each client sees its connection end, and the stop is prompt."""
+    app = Catzilla(shutdown_timeout=3)
+    finished = []
+    block = b"g" * (192 * 1024)
+    app.add_route("/s", lambda r: StreamingResponse(_endless(block, finished)))
+    client = TestClient(app).__enter__()
+    socks, readers, ended = [], [], []
+    try:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", client.port))
+            s.sendall(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+            s.recv(65536)
+            socks.append(s)
+
+        def drain(sock):
+            sock.settimeout(10)
+            try:
+                while sock.recv(1 << 20):
+                    pass
+                ended.append("eof")
+            except OSError as exc:
+                ended.append(type(exc).__name__)
+
+        readers = [threading.Thread(target=drain, args=(s,)) for s in socks]
+        for t in readers:
+            t.start()
+        assert wait_for(lambda: client.server.direct_writes >= 30)
+        t0 = time.monotonic()
+    finally:
+        client.close()
+    assert time.monotonic() - t0 < 3
+    for t in readers:
+        t.join(10)
+    for s in socks:
+        s.close()
+    assert len(finished) == 3 and all(done.is_set() for done in finished)
+    assert len(ended) == 3 and "timeout" not in ended
