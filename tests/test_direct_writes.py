@@ -230,3 +230,21 @@ def test_graceful_stop_while_threads_write():
         s.close()
     assert len(finished) == 3 and all(done.is_set() for done in finished)
     assert len(ended) == 3 and "timeout" not in ended
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["fewer", "more"])
+def test_content_length_mismatch_with_big_chunks_aborts_the_connection(count, caplog):
+    """Chunks the thread writes itself count toward Content-Length like any other: a producer
+    that yields fewer or more bytes than announced has its connection cut after the bytes that
+    fit, and the error is logged."""
+    app = Catzilla()
+    block = b"m" * 40_000
+    app.add_route("/s", lambda r: StreamingResponse(iter([block] * count),
+                                                    headers={"Content-Length": "60000"}))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+        assert b"Content-Length: 60000" in head
+        assert body == block    # the second block would overrun: it is never sent
+        assert client.server.direct_writes > 0
+    assert any("Content-Length" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
