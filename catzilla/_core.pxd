@@ -48,8 +48,7 @@ cdef class _Stream:
     cdef public uint64_t send_timeout_ms
     cdef public uint64_t last_progress
     cdef object subscription
-    cdef int fd                  # the socket, for a sync producer's direct writes
-    cdef bint direct_ok          # the head has been handed to libuv: direct writes may follow
+    cdef int fd                  # the socket a worker writes to itself (-1 until _begin)
     cdef bint direct             # a producer thread is writing to fd right now
     cdef uint64_t direct_seq     # direct writes so far (a ping skips a busy interval)
     cdef uint64_t ping_seen      # direct_seq at the last ping tick
@@ -57,6 +56,7 @@ cdef class _Stream:
     cdef int _begin(self) except -1
     cdef bint _claim_direct(self, Py_ssize_t ln)
     cdef int _send_direct(self, bytes data)
+    cdef void _schedule(self)
     cdef void _cancel(self)
     cdef void _flush(self)
     cdef void _update_backlog(self)

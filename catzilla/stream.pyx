@@ -167,21 +167,26 @@ cdef class _Stream:
 
     def __cinit__(self):
         self.chunks = _deque()
+        self.fd = -1
 
     # -- producers' side (any thread, GIL held) ----------------------------------------------
 
     def _push(self, item):
-        cdef Server srv = self.server
         if type(item) is bytes or type(item) is _Raw:
             self.queued += PyBytes_GET_SIZE(<bytes>item)
         self.chunks.append(item)
         # While libuv holds a write for this socket, the loop flushes the deque when that
         # write completes (Connection._on_write_done): no wake-up per chunk.
         if not self.scheduled and (self.wqs == 0 or type(item) is not bytes):
-            self.scheduled = True
-            srv.ready.append(self)
-            if srv.wakeup != NULL:
-                uv.uv_async_send(srv.wakeup)
+            self._schedule()
+
+    cdef void _schedule(self):
+        """Have the loop flush this stream soon (any thread, GIL held)."""
+        cdef Server srv = self.server
+        self.scheduled = True
+        srv.ready.append(self)
+        if srv.wakeup != NULL:
+            uv.uv_async_send(srv.wakeup)
 
     cdef void _append(self, bytes data):
         """Queue bytes for the next flush (loop thread)."""
@@ -242,7 +247,7 @@ cdef class _Stream:
         Only when everything before it has reached the kernel. While it writes, the loop
         writes nothing to this socket and does not close it (holds_fd)."""
         cdef Connection conn = self.conn
-        if (not self.direct_ok or self.cancelled or self.finished or self.scheduled
+        if (self.fd < 0 or self.cancelled or self.finished or self.scheduled
                 or self.chunks or conn.closed or conn.lingering or conn.writing
                 or conn.stream is not self
                 or uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle) != 0):
@@ -260,7 +265,7 @@ cdef class _Stream:
         Returns 0, or the errno of a failed send (the client has gone)."""
         cdef Connection conn = self.conn
         cdef Server srv = self.server
-        cdef char head[24]
+        cdef char head[CHUNK_HEAD_MAX]
         cdef int hl = 0, tl = 0
         cdef const char* p = PyBytes_AS_STRING(data)
         cdef Py_ssize_t ln = PyBytes_GET_SIZE(data)
@@ -268,7 +273,7 @@ cdef class _Stream:
         cdef int fd = self.fd
         cdef int err = 0
         if self.mode == MODE_CHUNKED:
-            hl = snprintf(head, sizeof(head), "%zx\r\n", ln)
+            hl = _chunk_head(head, ln)
             tl = 2
         total = hl + ln + tl
         with nogil:
@@ -295,20 +300,17 @@ cdef class _Stream:
             srv.fd_holders -= 1
         # else the loop lets go of the fd when it takes this producer's last word (_end)
         if self.chunks and not self.scheduled:
-            # a ping queued while we wrote
-            self.scheduled = True
-            srv.ready.append(self)
-            if srv.wakeup != NULL:
-                uv.uv_async_send(srv.wakeup)
+            self._schedule()   # e.g. a ping queued while we wrote
         return err
 
     def _run_file(self):
         """Worker thread: sendfile(2) a byte range of a file to the socket."""
         failure = None
-        cdef int sock_fd = -1
+        cdef int sock_fd
         try:
             self.writable.wait()   # set once the head has left (or on cancel)
-            path, offset, count, sock_fd = self.content
+            path, offset, count = self.content
+            sock_fd = self.fd
             end = offset + count
             poller = _select.poll()
             poller.register(sock_fd, _select.POLLOUT)
@@ -355,17 +357,15 @@ cdef class _Stream:
                 self._flush()
         elif self.kind == "async":
             self.task = _ensure_future(_pump_async(self), loop=srv.loop)
+        if self.kind == "file" or self.kind == "sync":
+            # the socket a worker writes to itself (sendfile, or a sync producer's big chunks)
+            uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
+            self.fd = fd
         if self.chunks and self.kind != "file":
             self._flush()     # e.g. the SSE retry line, before the producer's first item
         elif self.kind == "file":
-            uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
-            self.content = self.content + (fd,)
             self.holds_fd = True
             srv.fd_holders += 1
-        elif self.kind == "sync":
-            uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
-            self.fd = fd
-            self.direct_ok = fd >= 0
         self._update_backlog()
         return 0
 
@@ -527,8 +527,8 @@ cdef class _Stream:
             self.drained.cancel()
         if self.task is not None:
             self.task.cancel()
-        if self.holds_fd and self.kind == "file" and len(self.content) == 4:
-            c_shutdown(<int>self.content[3], SHUT_RDWR)   # wakes the sendfile worker
+        if self.holds_fd and self.kind == "file" and self.fd >= 0:
+            c_shutdown(self.fd, SHUT_RDWR)   # wakes the sendfile worker
 
     cdef void _retire(self):
         """Once per stream: it produces no more (done, failed or cancelled)."""

@@ -209,11 +209,19 @@ cdef int _put_head(bytes server_line, bytes date_line, _Buf buf, int status, lis
     return flags
 
 
+cdef enum:
+    CHUNK_HEAD_MAX = 24
+
+
+cdef inline int _chunk_head(char* out, Py_ssize_t n) noexcept nogil:
+    """The chunk-size line of chunked transfer-encoding (hex size and CRLF) into out, which
+    holds CHUNK_HEAD_MAX bytes; returns its length."""
+    return snprintf(out, CHUNK_HEAD_MAX, "%zx\r\n", n)
+
+
 cdef inline int _put_chunk_head(_Buf buf, Py_ssize_t n) except -1:
-    """The chunk-size line of chunked transfer-encoding: hex size and CRLF."""
-    cdef char hexbuf[24]
-    cdef int k = snprintf(hexbuf, sizeof(hexbuf), "%zx\r\n", n)
-    return buf.put(hexbuf, k)
+    cdef char hexbuf[CHUNK_HEAD_MAX]
+    return buf.put(hexbuf, _chunk_head(hexbuf, n))
 
 
 def serialise_head(int status, list headers, Py_ssize_t content_length=-1,

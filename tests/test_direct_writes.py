@@ -169,9 +169,11 @@ def test_closing_from_the_registry_while_the_thread_writes():
         assert client.get("/ok").content == b"still serving"
 
 
-def test_pings_never_land_inside_an_event_written_by_the_thread():
+@pytest.mark.parametrize("retry", [None, 2000], ids=["no-retry", "retry"])
+def test_pings_never_land_inside_an_event_written_by_the_thread(retry):
     """Big SSE events go out from the producer thread while the ping timer fires on the loop:
-    a ping is written only between events, never inside one."""
+    a ping is written only between events, never inside one. A retry line queued before the
+    producer starts does not keep the thread from writing."""
     from test_sse import parse_events
 
     app = Catzilla()
@@ -183,11 +185,16 @@ def test_pings_never_land_inside_an_event_written_by_the_thread():
             if i % 50 == 49:
                 time.sleep(0.02)   # the producer falls silent: the 5 ms ping fires
 
-    app.add_route("/s", lambda r: EventSourceResponse(gen(), ping=0.005))
+    app.add_route("/s", lambda r: EventSourceResponse(gen(), ping=0.005, retry=retry))
     with TestClient(app) as client:
         body = client.get("/s").content
+        assert body.startswith(b"retry: 2000\n\n") == (retry is not None)
         assert b": ping\n\n" in body
-        assert [e["data"] for e in parse_events(body)] == [e["data"] for e in events]
+        parsed = parse_events(body)
+        if retry is not None:   # the retry line parses as an event of its own, without data
+            assert parsed[0]["retry"] == retry and parsed[0]["data"] == ""
+            parsed = parsed[1:]
+        assert [e["data"] for e in parsed] == [e["data"] for e in events]
         assert client.server.direct_writes > 0
 
 
