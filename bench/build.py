@@ -12,6 +12,8 @@ LOADGEN_SRC = BENCH / "loadgen" / "loadgen.c"
 LOADGEN = CACHE / "loadgen" / "loadgen"
 BLASTER_SRC = BENCH / "loadgen" / "blaster.c"
 BLASTER = CACHE / "loadgen" / "blaster"
+READSEND_SRC = APPS / "readsend.c"
+READSEND = CACHE / "readsend" / "readsend"
 
 
 def _stale(target, *sources) -> bool:
@@ -38,13 +40,23 @@ def build_ceiling() -> tuple[bool, str]:
     return True, "cython"
 
 
+def _gcc(src, exe) -> None:
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    if _stale(exe, src):
+        res = subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(src), "-lm"],
+                             capture_output=True, text=True, timeout=120)
+        if res.returncode:
+            raise RuntimeError(f"gcc {src.name} failed: {res.stderr.strip()[-400:]}")
+
+
 def build_loadgen() -> str:
     """gcc -O2 the epoll load generator and the self-check blaster; returns the loadgen path."""
-    LOADGEN.parent.mkdir(parents=True, exist_ok=True)
-    for src, exe in ((LOADGEN_SRC, LOADGEN), (BLASTER_SRC, BLASTER)):
-        if _stale(exe, src):
-            res = subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(src), "-lm"],
-                                 capture_output=True, text=True, timeout=120)
-            if res.returncode:
-                raise RuntimeError(f"gcc {src.name} failed: {res.stderr.strip()[-400:]}")
+    _gcc(LOADGEN_SRC, LOADGEN)
+    _gcc(BLASTER_SRC, BLASTER)
     return str(LOADGEN)
+
+
+def build_readsend() -> str:
+    """gcc -O2 the plain read-and-send download server (bench/download_bound.py); its path."""
+    _gcc(READSEND_SRC, READSEND)
+    return str(READSEND)
