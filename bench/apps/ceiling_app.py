@@ -22,7 +22,11 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--reset-on-close", action="store_true",
+                    help="end Connection: close exchanges with a reset instead of FIN")
+    args = ap.parse_args()
+    ceiling_proto.reset_on_close(args.reset_on_close)
     try:
-        uvloop.run(main(ap.parse_args().port))
+        uvloop.run(main(args.port))
     except KeyboardInterrupt:
         pass
