@@ -50,6 +50,7 @@ cdef class _Stream:
     cdef object subscription
     cdef int fd                  # the socket a worker writes to itself (-1 until _begin)
     cdef bint direct             # a producer thread is writing to fd right now
+    cdef bint flushing           # the loop is in _flush: no producer thread writes meanwhile
     cdef uint64_t direct_seq     # direct writes so far (a ping skips a busy interval)
     cdef uint64_t ping_seen      # direct_seq at the last ping tick
 
@@ -60,7 +61,8 @@ cdef class _Stream:
     cdef void _cancel(self)
     cdef void _flush(self)
     cdef void _update_backlog(self)
-    cdef void _end(self, object failure)
+    cdef void _end(self, object terminal, bint stop=*)
+    cdef void _halt(self)
     cdef void _append(self, bytes data)
     cdef void _start_ping(self)
     cdef void _stop_ping(self)

@@ -709,64 +709,71 @@ cdef class Connection:
         cdef Py_ssize_t total = 0
         cdef Py_ssize_t done
         cdef int i = 0, j, err
+        cdef bint was_writing
         cdef list keep
         cdef bytes copy
         cdef _WriteReq wr
         cdef Server srv = self.server
         if self.closed:
             return 0
-        for j in range(nbufs):
-            total += bufs[j].len
-        self.bytes_sent += total
-        srv.bytes_sent += total
-        if total >= 65536:
-            # A big copy into the kernel: let producer threads run meanwhile. Only this
-            # (loop) thread touches the handle; bufs point into objects we hold.
-            self.writing = True    # no producer thread writes to the socket meanwhile
-            with nogil:
+        # No producer thread writes to the socket until what this call does not send now
+        # is in libuv's queue: not while the GIL is released for a big copy, nor while
+        # allocating (a collection can run Python code that lets other threads in).
+        was_writing = self.writing
+        self.writing = True
+        try:
+            for j in range(nbufs):
+                total += bufs[j].len
+            self.bytes_sent += total
+            srv.bytes_sent += total
+            if total >= 65536:
+                # A big copy into the kernel: let producer threads run meanwhile. Only this
+                # (loop) thread touches the handle; bufs point into objects we hold.
+                with nogil:
+                    done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
+            else:
                 done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
-            self.writing = False
-        else:
-            done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
-        if done == total:
-            return 0
-        if done < 0:
-            if done != uv.UV_EAGAIN:
+            if done == total:
+                return 0
+            if done < 0:
+                if done != uv.UV_EAGAIN:
+                    self._close()
+                    return 0
+                done = 0
+            while done > 0:
+                if <size_t>done >= bufs[i].len:
+                    done -= bufs[i].len
+                    i += 1
+                else:
+                    bufs[i].base += done
+                    bufs[i].len -= done
+                    done = 0
+            keep = []
+            for j in range(i, nbufs):
+                if owners[j] == NULL:
+                    copy = PyBytes_FromStringAndSize(bufs[j].base, bufs[j].len)
+                    bufs[j].base = PyBytes_AS_STRING(copy)
+                    keep.append(copy)
+                else:
+                    keep.append(<object>owners[j])
+            wr = _WriteReq.__new__(_WriteReq)
+            wr.req = <uv.uv_write_t*>malloc(uv.uv_req_size(uv.UV_WRITE))
+            if wr.req == NULL:
+                raise MemoryError()
+            wr.conn = self
+            wr.keep = keep
+            uv.catzilla_req_set_data(<uv.uv_req_t*>wr.req, <void*>wr)
+            err = uv.uv_write(wr.req, <uv.uv_stream_t*>self.handle, bufs + i, nbufs - i, _on_write)
+            if err < 0:
                 self._close()
                 return 0
-            done = 0
-        while done > 0:
-            if <size_t>done >= bufs[i].len:
-                done -= bufs[i].len
-                i += 1
-            else:
-                bufs[i].base += done
-                bufs[i].len -= done
-                done = 0
-        keep = []
-        for j in range(i, nbufs):
-            if owners[j] == NULL:
-                copy = PyBytes_FromStringAndSize(bufs[j].base, bufs[j].len)
-                bufs[j].base = PyBytes_AS_STRING(copy)
-                keep.append(copy)
-            else:
-                keep.append(<object>owners[j])
-        wr = _WriteReq.__new__(_WriteReq)
-        wr.req = <uv.uv_write_t*>malloc(uv.uv_req_size(uv.UV_WRITE))
-        if wr.req == NULL:
-            raise MemoryError()
-        wr.conn = self
-        wr.keep = keep
-        uv.catzilla_req_set_data(<uv.uv_req_t*>wr.req, <void*>wr)
-        err = uv.uv_write(wr.req, <uv.uv_stream_t*>self.handle, bufs + i, nbufs - i, _on_write)
-        if err < 0:
-            self._close()
+            Py_INCREF(wr)
+            if (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+                    > <size_t>srv.write_high_water):
+                self._pause_reading()
             return 0
-        Py_INCREF(wr)
-        if (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-                > <size_t>srv.write_high_water):
-            self._pause_reading()
-        return 0
+        finally:
+            self.writing = was_writing
 
     cdef void _on_write_done(self, int status):
         if status < 0:

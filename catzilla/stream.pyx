@@ -57,6 +57,7 @@ cdef enum:
 from catzilla._sse import encode_item as _sse_encode_item
 
 cdef object _END = object()
+cdef object _LET_GO = object()   # a producer thread is done with the socket of a closed stream
 cdef bytes _PING = b": ping\n\n"
 cdef bytes _CRLF = b"\r\n"
 cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
@@ -247,7 +248,7 @@ cdef class _Stream:
         Only when everything before it has reached the kernel. While it writes, the loop
         writes nothing to this socket and does not close it (holds_fd)."""
         cdef Connection conn = self.conn
-        if (self.fd < 0 or self.cancelled or self.finished or self.scheduled
+        if (self.fd < 0 or self.cancelled or self.finished or self.scheduled or self.flushing
                 or self.chunks or conn.closed or conn.lingering or conn.writing
                 or conn.stream is not self
                 or uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle) != 0):
@@ -278,7 +279,8 @@ cdef class _Stream:
         total = hl + ln + tl
         with nogil:
             done = catzilla_send_framed(fd, head, hl, p, ln, "\r\n", tl)
-        self.direct = False
+        # still `direct` until what the kernel did not take is queued: nothing may be written
+        # between the two parts of a chunk (allocating the rest can let the loop run)
         if done > 0:
             self.sent += ln
             conn.bytes_sent += done
@@ -295,10 +297,14 @@ cdef class _Stream:
             self._push(data)
         else:
             err = <int>-done
+        self.direct = False
         if not self.cancelled and not srv.wakeup_close_pending:
             self.holds_fd = False
             srv.fd_holders -= 1
-        # else the loop lets go of the fd when it takes this producer's last word (_end)
+        else:
+            # The loop closed (or is closing) the connection meanwhile and waits for this
+            # thread to let go of the socket: tell it now, not after the producer's clean-up.
+            self._push(_LET_GO)
         if self.chunks and not self.scheduled:
             self._schedule()   # e.g. a ping queued while we wrote
         return err
@@ -399,6 +405,7 @@ cdef class _Stream:
         cdef bytes data
         cdef list hold
         cdef object item, terminal = None
+        cdef bint stop = False, was_flushing
         if self.finished or conn.closed or self.cancelled:
             # Nothing more is written; a producer's last word still matters (a sendfile
             # worker lets go of the socket with it).
@@ -411,79 +418,91 @@ cdef class _Stream:
             return
         if self.direct:
             return   # a producer thread is writing; it has this flush scheduled when done
-        while self.chunks and terminal is None and not conn.closed:
-            buf.size = 0
-            n = 0
-            count = 0
-            seg_start = 0
-            hold = []   # the chunks our iovecs point into stay alive until _write keeps them
-            while self.chunks and count < MAX_BATCH:
-                item = self.chunks.popleft()
-                raw = type(item) is _Raw   # already framed: the rest of a direct write
-                if not raw and type(item) is not bytes:
-                    terminal = item
-                    break
-                data = <bytes>item
-                ln = PyBytes_GET_SIZE(data)
-                self.queued -= ln
-                count += 1
-                framed = self.mode == MODE_CHUNKED and not raw
-                if not raw:
-                    if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
-                        terminal = _Failure(ValueError(
-                            "the stream produced more bytes than its Content-Length (%d)"
-                            % self.expected))
+        # No producer thread writes to the socket from here to the end: not even while this
+        # thread runs Python code (an overrun's failure, waking the producer) with chunks it
+        # has taken off the deque and not written, or dropped.
+        was_flushing = self.flushing
+        self.flushing = True
+        try:
+            while self.chunks and terminal is None and not conn.closed:
+                buf.size = 0
+                n = 0
+                count = 0
+                seg_start = 0
+                hold = []   # the chunks our iovecs point into stay alive until _write keeps them
+                while self.chunks and count < MAX_BATCH:
+                    item = self.chunks.popleft()
+                    raw = type(item) is _Raw   # already framed: the rest of a direct write
+                    if not raw and type(item) is not bytes:
+                        terminal = item
                         break
-                    self.sent += ln
-                if framed:
-                    _put_chunk_head(buf, ln)
-                if ln < SMALL_CHUNK and not self.zero_copy:
-                    buf.put(PyBytes_AS_STRING(data), ln)
-                else:
-                    if buf.size > seg_start:
-                        offsets[n] = seg_start
-                        bufs[n].len = buf.size - seg_start
-                        owners[n] = NULL
+                    data = <bytes>item
+                    ln = PyBytes_GET_SIZE(data)
+                    self.queued -= ln
+                    count += 1
+                    framed = self.mode == MODE_CHUNKED and not raw
+                    if not raw:
+                        if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
+                            terminal = _Failure(ValueError(
+                                "the stream produced more bytes than its Content-Length (%d)"
+                                % self.expected))
+                            stop = True
+                            break
+                        self.sent += ln
+                    if framed:
+                        _put_chunk_head(buf, ln)
+                    if ln < SMALL_CHUNK and not self.zero_copy:
+                        buf.put(PyBytes_AS_STRING(data), ln)
+                    else:
+                        if buf.size > seg_start:
+                            offsets[n] = seg_start
+                            bufs[n].len = buf.size - seg_start
+                            owners[n] = NULL
+                            n += 1
+                        hold.append(data)
+                        bufs[n].base = PyBytes_AS_STRING(data)
+                        bufs[n].len = ln
+                        offsets[n] = -1
+                        owners[n] = <PyObject*>data
                         n += 1
-                    hold.append(data)
-                    bufs[n].base = PyBytes_AS_STRING(data)
-                    bufs[n].len = ln
-                    offsets[n] = -1
-                    owners[n] = <PyObject*>data
+                        seg_start = buf.size
+                    if framed:
+                        buf.put("\r\n", 2)
+                if terminal is _END:
+                    if self.mode == MODE_CHUNKED:
+                        buf.put_bytes(_LAST_CHUNK)
+                    elif self.mode == MODE_LENGTH and self.sent != self.expected:
+                        terminal = _Failure(ValueError(
+                            "the stream produced %d bytes, fewer than its Content-Length (%d)"
+                            % (self.sent, self.expected)))
+                if buf.size > seg_start:
+                    offsets[n] = seg_start
+                    bufs[n].len = buf.size - seg_start
+                    owners[n] = NULL
                     n += 1
-                    seg_start = buf.size
-                if framed:
-                    buf.put("\r\n", 2)
-            if terminal is _END:
-                if self.mode == MODE_CHUNKED:
-                    buf.put_bytes(_LAST_CHUNK)
-                elif self.mode == MODE_LENGTH and self.sent != self.expected:
-                    terminal = _Failure(ValueError(
-                        "the stream produced %d bytes, fewer than its Content-Length (%d)"
-                        % (self.sent, self.expected)))
-            if buf.size > seg_start:
-                offsets[n] = seg_start
-                bufs[n].len = buf.size - seg_start
-                owners[n] = NULL
-                n += 1
-            for i in range(n):
-                if owners[i] == NULL:
-                    bufs[i].base = buf.data + offsets[i]
-            if n:
-                try:
-                    conn._write(bufs, owners, n)
-                except BaseException as exc:
-                    terminal = _Failure(exc)
-                if self.ping_timer != NULL:
-                    uv.uv_timer_again(self.ping_timer)
-        self._update_backlog()
-        if terminal is not None:
-            self._end(terminal)
+                for i in range(n):
+                    if owners[i] == NULL:
+                        bufs[i].base = buf.data + offsets[i]
+                if n:
+                    try:
+                        conn._write(bufs, owners, n)
+                    except BaseException as exc:
+                        stop = stop or terminal is None   # not the producer's last word
+                        terminal = _Failure(exc)
+                    if self.ping_timer != NULL:
+                        uv.uv_timer_again(self.ping_timer)
+            self._update_backlog()
+            if terminal is not None:
+                self._end(terminal, stop)
+        finally:
+            self.flushing = was_flushing
 
-    cdef void _end(self, object terminal):
-        """The producer is done (terminal is _END or a _Failure)."""
+    cdef void _end(self, object terminal, bint stop=False):
+        """The stream is over: terminal is the producer's last word (_END or a _Failure), or
+        the loop's own _Failure (stop: the producer may still be running, and is stopped), or
+        _LET_GO (a producer thread has stopped writing to the cancelled stream's socket)."""
         cdef Connection conn = self.conn
-        if self.holds_fd:
+        if self.holds_fd and not self.direct:   # (a thread in its send lets go by itself)
             self.holds_fd = False
             if self.kind == "file":
                 conn.bytes_sent += self.sent
@@ -491,13 +510,15 @@ cdef class _Stream:
             if conn.close_deferred:
                 conn._close_handle()
             self.server._fd_released()
-        if self.finished:
+        if self.finished or terminal is _LET_GO:
             return
         self._retire()
         if conn.stream is self:
             conn.stream = None
         if conn.closed or self.cancelled:
             return
+        if stop:
+            self._halt()   # its loop ends and its finally: runs; what it makes is dropped
         if self.kind == "file" and terminal is _END and self.sent != self.expected:
             terminal = _Failure(RuntimeError("sent %d of %d bytes" % (self.sent, self.expected)))
         if terminal is _END:
@@ -518,9 +539,14 @@ cdef class _Stream:
         """The client left (or the server is stopping): stop the producer."""
         if self.cancelled:
             return
-        self.cancelled = True
         if not self.finished:
             self._retire()
+        self._halt()
+
+    cdef void _halt(self):
+        """Tell the producer to stop: a worker's or an async pump's loop ends at its next
+        check, and a producer waiting for the socket to drain wakes up."""
+        self.cancelled = True
         if self.writable is not None:
             self.writable.set()
         if self.drained is not None and not self.drained.done():

@@ -8,6 +8,7 @@ import logging
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 
@@ -255,3 +256,127 @@ def test_content_length_mismatch_with_big_chunks_aborts_the_connection(count, ca
         assert body == block    # the second block would overrun: it is never sent
         assert client.server.direct_writes > 0
     assert any("Content-Length" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_endless_producer_that_overruns_content_length_is_stopped(kind, caplog):
+    """The loop, not the producer, ends a stream that overruns its Content-Length: the
+    producer (which would go on for ever) is stopped, and its finally: runs."""
+    app = Catzilla()
+    block = b"o" * 40_000
+    done = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield block
+        finally:
+            done.set()
+
+    async def aendless():
+        try:
+            while True:
+                yield block
+        finally:
+            done.set()
+
+    app.add_route("/s", lambda r: StreamingResponse(
+        endless() if kind == "sync" else aendless(), headers={"Content-Length": "60000"}))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+        assert body == block
+        assert done.wait(5), "the producer still runs after its response was cut off"
+        assert wait_for(lambda: app.connections.stats()["streams_active"] == 0)
+    assert any("Content-Length" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_a_closed_connection_closes_its_socket_while_the_producer_cleans_up():
+    """connection.close() while the producer thread may be inside its send: the client sees
+    the connection end at once, not after the producer's finally: (which here waits until the
+    client has seen the end). Repeated, so that some closes land inside a send."""
+    app = Catzilla()
+    block = b"c" * (1 << 20)
+    ids, cleanups = [], []
+
+    @app.get("/s")
+    def s(request):
+        ids.append(request.connection_id)
+        in_finally, release = threading.Event(), threading.Event()
+        cleanups.append((in_finally, release))
+
+        def gen():
+            try:
+                while True:
+                    yield block
+            finally:
+                in_finally.set()
+                release.wait(10)    # a clean-up that takes as long as the client waits
+
+        return StreamingResponse(gen())
+
+    with TestClient(app) as client:
+        for attempt in range(100):
+            with socket.create_connection(("127.0.0.1", client.port)) as sock:
+                sock.sendall(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+                got = 0
+                while got < 4 << 20:
+                    got += len(sock.recv(1 << 20))
+                client.call_in_server(app.connections[ids[-1]].close)
+                in_finally, release = cleanups[-1]
+                try:
+                    sock.settimeout(5)
+                    try:
+                        while sock.recv(1 << 20):
+                            pass
+                    except ConnectionResetError:
+                        pass
+                    except TimeoutError:
+                        pytest.fail("attempt %d: the connection was closed on the server, but "
+                                    "its socket stayed open while the producer cleaned up"
+                                    % attempt)
+                    assert in_finally.wait(5)
+                finally:
+                    release.set()
+        assert wait_for(lambda: client.server.debug_state()["fd_holders"] == 0)
+        assert wait_for(lambda: len(app.connections) == 0)
+
+
+def test_an_overrun_never_lets_a_later_chunk_out_in_place_of_the_dropped_one(caplog):
+    """The loop drops a chunk that overruns Content-Length. While it deals with that, the
+    producer's next chunk (which would fit what is left) must not reach the socket: the body
+    is always a prefix of what was produced. The producer yields it the moment the loop has
+    taken the dropped chunk; a tiny switch interval lets the threads interleave there."""
+    A, X, Y = b"a" * 10, b"x" * 50_000, b"y" * 40_000
+    produced = A + X + Y
+    app = Catzilla()
+
+    @app.get("/s")
+    def s(request):
+        conn = request.connection
+
+        def gen():
+            yield A
+            stream = conn.stream
+            yield X
+            while stream.backlog:   # until the loop has taken X off the deque
+                pass
+            yield Y
+
+        return StreamingResponse(gen(), headers={"Content-Length": str(len(A) + len(Y))})
+
+    old = sys.getswitchinterval()
+    with caplog.at_level(logging.CRITICAL, logger="catzilla"), TestClient(app) as client:
+        sys.setswitchinterval(1e-6)
+        try:
+            for attempt in range(1000):
+                with RawClient(client.port) as c:
+                    c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+                    head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+                assert produced.startswith(body), (
+                    "attempt %d: %d bytes: %d a, %d x, %d y" % (
+                        attempt, len(body), body.count(b"a"), body.count(b"x"),
+                        body.count(b"y")))
+        finally:
+            sys.setswitchinterval(old)
+        assert wait_for(lambda: client.server.debug_state()["fd_holders"] == 0)
