@@ -35,6 +35,20 @@ def port() -> int:
     return ap.parse_args().port
 
 
+def request_heads(conn):
+    """For the plain socket servers: yield once per request head received on conn (bodies
+    are not expected), until the client closes."""
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buf += data
+        buf = buf.split(b"\r\n\r\n", 1)[1]
+        yield
+
+
 def params_echo(user_id, post_id, q) -> dict:
     return {"user_id": user_id, "post_id": post_id, "q": q}
 

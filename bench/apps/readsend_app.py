@@ -25,14 +25,7 @@ def serve(conn: socket.socket, chunked: bool) -> None:
 def _serve(conn: socket.socket, chunked: bool) -> None:
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     with conn:
-        buf = b""
-        while True:
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-            buf = buf.split(b"\r\n\r\n", 1)[1]
+        for _ in common.request_heads(conn):
             with open(common.DATA_FILE, "rb") as f:
                 if chunked:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"

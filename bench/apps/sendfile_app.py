@@ -17,14 +17,7 @@ def serve(conn: socket.socket) -> None:
 def _serve(conn: socket.socket) -> None:
     with conn, open(common.DATA_FILE, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        buf = b""
-        while True:
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-            buf = buf.split(b"\r\n\r\n", 1)[1]
+        for _ in common.request_heads(conn):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                          b"Content-Length: %d\r\n\r\n" % size)
             conn.sendfile(f, 0, size)
