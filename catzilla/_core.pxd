@@ -50,7 +50,6 @@ cdef class _Stream:
     cdef object subscription
     cdef int fd                  # the socket a worker writes to itself (-1 until _begin)
     cdef bint direct             # a producer thread is writing to fd right now
-    cdef bint flushing           # the loop is in _flush: no producer thread writes meanwhile
     cdef uint64_t direct_seq     # direct writes so far (a ping skips a busy interval)
     cdef uint64_t ping_seen      # direct_seq at the last ping tick
 
@@ -157,7 +156,7 @@ cdef class Connection:
     cdef bint eof
     cdef bint close_after_response
     cdef bint close_deferred
-    cdef bint writing            # the loop is in a write with the GIL released
+    cdef bint writing            # the loop is in _flush or _write: no producer thread writes
     cdef readonly _Stream stream
     cdef bytes last_path
     cdef uint64_t last_activity

@@ -248,7 +248,7 @@ cdef class _Stream:
         Only when everything before it has reached the kernel. While it writes, the loop
         writes nothing to this socket and does not close it (holds_fd)."""
         cdef Connection conn = self.conn
-        if (self.fd < 0 or self.cancelled or self.finished or self.scheduled or self.flushing
+        if (self.fd < 0 or self.cancelled or self.finished or self.scheduled
                 or self.chunks or conn.closed or conn.lingering or conn.writing
                 or conn.stream is not self
                 or uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle) != 0):
@@ -405,7 +405,7 @@ cdef class _Stream:
         cdef bytes data
         cdef list hold
         cdef object item, terminal = None
-        cdef bint stop = False, was_flushing
+        cdef bint stop = False, was_writing
         if self.finished or conn.closed or self.cancelled:
             # Nothing more is written; a producer's last word still matters (a sendfile
             # worker lets go of the socket with it).
@@ -421,8 +421,8 @@ cdef class _Stream:
         # No producer thread writes to the socket from here to the end: not even while this
         # thread runs Python code (an overrun's failure, waking the producer) with chunks it
         # has taken off the deque and not written, or dropped.
-        was_flushing = self.flushing
-        self.flushing = True
+        was_writing = conn.writing
+        conn.writing = True
         try:
             while self.chunks and terminal is None and not conn.closed:
                 buf.size = 0
@@ -495,7 +495,7 @@ cdef class _Stream:
             if terminal is not None:
                 self._end(terminal, stop)
         finally:
-            self.flushing = was_flushing
+            conn.writing = was_writing
 
     cdef void _end(self, object terminal, bint stop=False):
         """The stream is over: terminal is the producer's last word (_END or a _Failure), or
