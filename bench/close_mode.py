@@ -78,8 +78,6 @@ def main() -> int:
             out["server_us"] = (cpu1 - cpu0) / n * 1e6
             out["client_us"] = ((after.ru_utime - before.ru_utime)
                                 + (after.ru_stime - before.ru_stime)) / n * 1e6
-            detail = out.get("socket_error_detail", "")
-            out["read_errors"] = int(detail.split("read ")[1].split(",")[0]) if detail else 0
             results[name].append(out)
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(
             f"{name} {v[-1]['rps']:,.0f}" for name, v in results.items()), flush=True)
@@ -97,7 +95,8 @@ def main() -> int:
         rps = [v["rps"] for v in results[name]]
         print(f"| {name} | {med(name, 'rps'):,.0f} | {min(rps):,.0f}–{max(rps):,.0f} | "
               f"{med(name, 'rps') / ref:.2f}× | {med(name, 'server_us'):.1f} | "
-              f"{med(name, 'client_us'):.1f} | {med(name, 'read_errors'):,.0f} |")
+              f"{med(name, 'client_us'):.1f} | "
+              f"{statistics.median(v.get('read_errors', 0) for v in results[name]):,.0f} |")
     return 0
 
 

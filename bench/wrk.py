@@ -48,6 +48,7 @@ def parse(out: str) -> dict:
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         res["socket_errors"] = sum(int(g) for g in m.groups())
         res["socket_error_detail"] = m.group(0)
+        res["read_errors"] = int(m.group(2))   # the server reset the connection
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         res["non2xx"] = int(m.group(1))
     return res
