@@ -30,6 +30,11 @@ extensions = [
         ["catzilla/_sse.pyx"],
         extra_compile_args=cflags,
     ),
+    Extension(
+        "catzilla._dl",
+        ["catzilla/_dl.pyx"],
+        extra_compile_args=cflags,
+    ),
 ]
 
 setup(

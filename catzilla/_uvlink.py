@@ -8,11 +8,10 @@ and asyncio share one ``uv_loop_t``.
 
 from __future__ import annotations
 
-import ctypes
-import os
-
 import uvloop
 import uvloop.loop as _uvloop_ext
+
+from catzilla._dl import make_global
 
 # The libuv release our declarations (includes/catzilla_uv.h) were written and checked against.
 REQUIRED_LIBUV = (1, 52, 1)
@@ -30,7 +29,7 @@ def link() -> tuple[int, int, int]:
             "upgrade uvloop (pip install -U 'uvloop>=0.23.0')"
             % (*REQUIRED_LIBUV, uvloop.__version__, *runtime)
         )
-    ctypes.CDLL(_uvloop_ext.__file__, mode=os.RTLD_NOLOAD | os.RTLD_GLOBAL)
+    make_global(_uvloop_ext.__file__)
     return runtime
 
 

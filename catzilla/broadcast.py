@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import threading
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -456,7 +456,7 @@ class RedisBroadcast(Broadcast):
         """This loop's state (created on the loop's thread while it runs)."""
         st = self._states.get(loop)
         if st is None:
-            ctl = ("%s_wake:%s" % (self.prefix, uuid.uuid4().hex)).encode()
+            ctl = ("%s_wake:%s" % (self.prefix, os.urandom(16).hex())).encode()
             st = self._states[loop] = _LoopState(loop, self._async_client(), ctl)
             closer = _close_with_loop(self, st)
             step = closer.asend(None)   # registers it with the running loop (firstiter hook)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import stat
 from collections.abc import Mapping
-from email.utils import formatdate, parsedate_to_datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from catzilla._httpdate import format_http_date, parse_http_date
 from catzilla.responses import JSONResponse, Response
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class UnsafePathError(ValueError):
@@ -37,6 +38,8 @@ def safe_join(root: str | os.PathLike[str], name: str) -> Path:
     parts = name.split("/")
     if any(p in ("..", ".") for p in parts):
         raise UnsafePathError("file name %r leaves its directory" % name)
+    from pathlib import Path  # here, not at import: the server itself never needs pathlib
+
     base = Path(root).resolve()
     target = (base / name).resolve()
     if target != base and base not in target.parents:
@@ -68,6 +71,8 @@ class FileResponse(Response):
         self.filename = filename
         media = content_type or media_type
         if media is None:
+            import mimetypes  # here: its tables are read on first use anyway
+
             media = mimetypes.guess_type(filename or self.path)[0] or "application/octet-stream"
         super().__init__(None, status_code, headers, media)
         if filename is not None:
@@ -89,7 +94,7 @@ class FileResponse(Response):
             return JSONResponse({"detail": "Not Found"}, 404)
         size = st.st_size
         etag = '"%x-%x"' % (st.st_mtime_ns, size)
-        last_modified = formatdate(st.st_mtime, usegmt=True)
+        last_modified = format_http_date(st.st_mtime)
         validators = [(b"ETag", etag.encode()), (b"Last-Modified", last_modified.encode())]
         headers = request.headers
         if self.status_code == 200 and _not_modified(headers, etag, st.st_mtime):
@@ -125,10 +130,8 @@ def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
         return "*" in tags or etag in tags
     ims = headers.get("if-modified-since")
     if ims is not None:
-        try:
-            return int(mtime) <= parsedate_to_datetime(ims).timestamp()
-        except (TypeError, ValueError, IndexError):
-            return False
+        since = parse_http_date(ims)     # not an HTTP-date: ignored (RFC 9110 §13.1.3)
+        return since is not None and int(mtime) <= since
     return False
 
 

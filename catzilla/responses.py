@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from http.cookies import SimpleCookie
 from typing import Any
 
 from catzilla.datastructures import MutableHeaders
@@ -117,7 +116,9 @@ class Response:
         httponly: bool = False,
         samesite: str | None = "lax",
     ) -> None:
-        cookie: SimpleCookie = SimpleCookie()
+        from http.cookies import SimpleCookie  # here: most servers never set a cookie
+
+        cookie = SimpleCookie()
         cookie[key] = value
         morsel = cookie[key]
         if max_age is not None:

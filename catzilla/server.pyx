@@ -1,7 +1,7 @@
 # The listener, the per-server ticker (Date header, timeouts) and the connection registry.
 
 import asyncio as _asyncio
-from email.utils import formatdate as _formatdate
+from catzilla._httpdate import format_http_date as _format_http_date
 
 import uvloop.loop as _uvloop_ext
 
@@ -226,7 +226,7 @@ cdef class Server:
                 self.closed_waiter.set_result(None)
 
     cdef void _update_date(self):
-        self.date_line = ("Date: %s\r\n" % _formatdate(usegmt=True)).encode("ascii")
+        self.date_line = ("Date: %s\r\n" % _format_http_date()).encode("ascii")
 
     cdef void _tick(self):
         cdef uint64_t now = uv.uv_now(self.uvloop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from email.utils import formatdate
 
 import pytest
@@ -105,6 +106,17 @@ def test_validators_conditional_requests_and_errors(tmp_path):
         assert r.status == 304
         r = client.get("/files/a.txt", headers={"If-Modified-Since": formatdate(0, usegmt=True)})
         assert r.status == 200
+        # the two obsolete HTTP-date forms a recipient must also accept (RFC 9110 §5.6.7)
+        mtime = (tmp_path / "a.txt").stat().st_mtime
+        later = time.gmtime(mtime + 60)
+        rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", later)
+        asctime = time.asctime(later)
+        for value in (rfc850, asctime):
+            r = client.get("/files/a.txt", headers={"If-Modified-Since": value})
+            assert r.status == 304, value
+        for value in ("yesterday", "Sun, 31 Feb 2099 08:49:37 GMT", last_modified + " x"):
+            r = client.get("/files/a.txt", headers={"If-Modified-Since": value})
+            assert r.status == 200 and r.content == b"0123456789", value   # not a date: ignored
 
         r = client.get("/files/a.txt", headers={"Range": "bytes=2-4"})
         assert r.status == 206 and r.content == b"234"
