@@ -2,12 +2,21 @@
 
 Every peer except ours and the ceilings lives in its own virtual environment under
 bench/.cache/venvs/<name>, created once with pinned versions and reused while the pins match.
+
+Ours and the ceilings run from a virtual environment too, bench/.cache/venvs/local: it installs
+nothing, and a .pth file puts the current interpreter's site-packages on its path, so it imports
+the very packages the current interpreter has. What it leaves out is that interpreter's start-up
+customisation: a .pth file there that imports modules at start (this machine has one importing
+certifi, pathlib, zipfile, tempfile and more) would otherwise count in our resident size and not
+in a peer's.
 """
 
 from __future__ import annotations
 
+import compileall
 import dataclasses
 import hashlib
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -31,16 +40,19 @@ class Peer:
     note: str = ""
 
     @property
-    def venv(self) -> Path | None:
-        return VENVS / self.name if self.packages else None
+    def venv(self) -> Path:
+        return VENVS / self.name if self.packages else LOCAL
 
     @property
     def python(self) -> str:
-        return str(self.venv / "bin" / "python") if self.packages else sys.executable
+        if not self.packages:
+            ensure_local()
+        return str(self.venv / "bin" / "python")
 
 
 PEERS = [
-    Peer("catzilla", "catzilla (ours)", "catzilla_app.py", note="working tree, sys.executable"),
+    Peer("catzilla", "catzilla (ours)", "catzilla_app.py",
+         note="working tree, current interpreter's packages, clean start-up"),
     Peer("ceiling", "ceiling (fixed bytes)", "ceiling_app.py",
          note="Cython asyncio.Protocol on uvloop, no parsing"),
     Peer("uvicorn", "uvicorn+starlette", "uvicorn_app.py",
@@ -63,9 +75,36 @@ class PeerError(Exception):
     pass
 
 
+LOCAL = VENVS / "local"
+
+
+def ensure_local() -> None:
+    """The venv of ours and the ceilings: no packages, the current interpreter's on its path."""
+    paths = "\n".join([*site.getsitepackages(), site.getusersitepackages()]) + "\n"
+    pth = LOCAL / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / \
+        "site-packages" / "bench-current-interpreter.pth"
+    python = LOCAL / "bin" / "python"
+    if python.exists() and pth.exists() and pth.read_text() == paths:
+        return
+    LOCAL.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(LOCAL)],
+                   check=True, timeout=300)
+    pth.write_text(paths)
+
+
+def compile_sources() -> None:
+    """Byte-compile the bench apps and the working tree's catzilla, as pip does for what it
+    installs: with no .pyc (or PYTHONDONTWRITEBYTECODE set) every start compiles the sources
+    again, which costs time and leaves the parser's memory in the server's resident size."""
+    for tree in (APPS, REPO / "catzilla"):
+        compileall.compile_dir(str(tree), maxlevels=0, quiet=1)
+
+
 def ensure_installed(peer: Peer, log=print) -> None:
     """Create the peer's venv and pip-install its pins once; reuse it while the pins match."""
+    compile_sources()
     if not peer.packages:
+        ensure_local()
         return
     stamp = peer.venv / ".bench-installed"
     want = hashlib.sha256("\n".join(peer.packages).encode()).hexdigest()

@@ -10,7 +10,6 @@ import resource
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -78,9 +77,9 @@ def rss_bytes(pids) -> int:
     return total
 
 
-def _importable(module: str) -> bool:
+def _importable(module: str, python: str) -> bool:
     code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
-    return subprocess.run([sys.executable, "-c", code], cwd=APPS).returncode == 0
+    return subprocess.run([python, "-c", code], cwd=APPS).returncode == 0
 
 
 class ServerError(Exception):
@@ -94,7 +93,7 @@ class Server:
         self.log_path = CACHE / "logs" / f"{peer.name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        if peer.name == "catzilla" and not _importable("catzilla"):
+        if peer.name == "catzilla" and not _importable("catzilla", peer.python):
             # not pip-installed (yet): run it straight from the working tree
             self.env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(REPO), self.env.get("PYTHONPATH")]))
