@@ -473,7 +473,10 @@ cdef class Connection:
             status = match[0]
             if status == 200:
                 req.path_params = match[2]
-                if match[2] and (b"%" in req.raw_path or b".." in req.raw_path):
+                # a parameter can hold "..", a leading "/" or NUL only if the raw path has
+                # "%", "..", "//" (an empty segment) or a backslash
+                if match[2] and (b"%" in req.raw_path or b".." in req.raw_path
+                                 or b"//" in req.raw_path or b"\\" in req.raw_path):
                     _check_path_params(match[2])
                 result = match[1](req)
             elif status == 404:
