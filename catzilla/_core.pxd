@@ -155,6 +155,8 @@ cdef class Connection:
     cdef bint lingering
     cdef bint eof
     cdef bint close_after_response
+    cdef bint input_done         # a request asked to close: nothing after it is read
+    cdef bint continue_owed      # a 100 Continue waits for the responses queued before it
     cdef bint close_deferred
     cdef bint writing            # the loop is in _flush or _write: no producer thread writes
     cdef readonly _Stream stream

@@ -182,13 +182,14 @@ cdef class Connection:
                 self._close()
             return
         self.last_activity = uv.uv_now(self.server.uvloop)
-        if self.lingering or self.closed:
+        if self.lingering or self.closed or self.input_done:
             return  # discarding what a closing client still sends
         self._feed(data, nread)
 
     cdef void _feed(self, const char* data, Py_ssize_t n):
         cdef Py_ssize_t used
-        if not self.in_message and not self.close_after_response and self.server.fast_heads:
+        if (not self.in_message and not self.close_after_response and not self.input_done
+                and self.server.fast_heads):
             # Between messages: complete plain requests are taken without llhttp.
             while n > 0:
                 used = self._fast_request(data, n)
@@ -196,7 +197,7 @@ cdef class Connection:
                     break
                 data += used
                 n -= used
-                if self.closed or self.lingering or self.close_after_response:
+                if self.closed or self.lingering or self.close_after_response or self.input_done:
                     return   # what follows a "Connection: close" request is not answered
             if n == 0:
                 return
@@ -291,7 +292,9 @@ cdef class Connection:
         req.keep_alive = keep
         req._body = b""
         if not keep:
-            self.close_after_response = True
+            # nothing after it is answered; the connection closes after *its* response,
+            # not after the response to a request before it (RFC 9112 9.6)
+            self.input_done = True
         self._take_request(req)
         return end + 4 - p
 
@@ -411,11 +414,14 @@ cdef class Connection:
         req.http_version = self.parser.get_http_version()
         req.keep_alive = self.parser.should_keep_alive()
         if not req.keep_alive:
-            self.close_after_response = True   # llhttp takes nothing after it either
+            self.input_done = True   # llhttp takes nothing after it either
         if self.expect_length > self.server.max_body_size:
             self._abort(413, None)
-        if self.expect_continue and req.http_version == "1.1" and not self.busy:
-            self._write_interim(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.expect_continue and req.http_version == "1.1":
+            if self.busy or self.pending:
+                self.continue_owed = True   # sent when the responses before it are out
+            else:
+                self._write_interim(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, bytes body):
         self.cur_body_size += len(body)
@@ -429,6 +435,7 @@ cdef class Connection:
     def on_message_complete(self):
         cdef Request req = self.cur
         self.in_message = False
+        self.continue_owed = False   # the body came without it
         self.cur = None
         if self.cur_body is None:
             req._body = b""
@@ -554,12 +561,14 @@ cdef class Connection:
         self.in_message = False
         if self.closed or self.lingering:
             return
-        self.close_after_response = True
-        if self.busy:
-            # An earlier request is still being answered; it finishes, then we close.
-            self.pending.clear()
+        if self.busy or self.pending:
+            # Requests before it are still being answered: they are, in order, then the 4xx.
+            self.input_done = True
+            self.continue_owed = False
+            self.pending.append((status, detail))
             self._pause_reading()
             return
+        self.close_after_response = True
         if detail is None:
             detail = _reason_phrase(status)
         body = _json.dumps({"detail": detail}, separators=(",", ":")).encode()
@@ -805,10 +814,20 @@ cdef class Connection:
         self._drain_pending()
 
     cdef void _drain_pending(self):
-        cdef Request req
         while self.pending and not self.busy and not self.closed and not self.lingering:
-            req = self.pending.popleft()
-            self._dispatch(req)
+            item = self.pending.popleft()
+            if type(item) is tuple:   # a request that could not be parsed: its 4xx, and close
+                self._reject(item[0], item[1])
+                return
+            self._dispatch(<Request>item)
+        if self.continue_owed and not self.busy and not self.closed and not self.lingering:
+            self.continue_owed = False
+            try:
+                self._write_interim(b"HTTP/1.1 100 Continue\r\n\r\n")
+            except BaseException as exc:
+                _report_error(exc)
+                self._close()
+                return
         if (self.read_paused and not self.busy and not self.closed and not self.lingering
                 and len(self.pending) < 16
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)

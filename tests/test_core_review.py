@@ -3,9 +3,12 @@ the fix beside it."""
 
 from __future__ import annotations
 
-from conftest import RawClient
+import asyncio
 
-from catzilla import Catzilla, Request, Response
+import pytest
+from conftest import RawClient, header
+
+from catzilla import Catzilla, Request, Response, StreamingResponse
 from catzilla.testing import TestClient
 
 
@@ -28,3 +31,72 @@ def test_a_path_parameter_never_starts_with_a_slash():
                 resp, body = c.response()
             assert resp.status_code in (400, 404), (target, resp.status_code, body)
         assert client.get("/one/a/x").text == "'a'"
+
+
+def pipeline_app() -> Catzilla:
+    app = Catzilla()
+
+    @app.get("/slow")
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(0.05)      # keeps this request in flight while the rest is parsed
+        return Response("slow")
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response("index")
+
+    @app.post("/echo")
+    def echo(request: Request) -> Response:
+        return Response(request.body)
+
+    @app.get("/stream")
+    def stream(request: Request) -> Response:
+        return StreamingResponse(iter([b"a", b"b"]))
+
+    return app
+
+
+@pytest.mark.parametrize("first", ["/slow", "/stream"])
+def test_a_pipelined_close_request_closes_after_its_own_response(first):
+    with TestClient(pipeline_app()) as client, RawClient(client.port) as c:
+        c.send(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % first.encode()
+               + b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab"
+               + b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+               + b"GET /never HTTP/1.1\r\nHost: t\r\n\r\n")
+        answers = []
+        for method in ("GET", "POST", "GET"):
+            resp, body = c.response(method)
+            answers.append((resp.status_code, body, header(resp, "connection")))
+        assert answers[1:] == [(200, b"ab", None), (200, b"index", "close")]
+        assert answers[0][0] == 200 and answers[0][2] is None
+        assert c.read_until_closed() == b""    # and nothing after the close request
+
+
+def test_a_bad_request_pipelined_behind_a_busy_one_gets_its_400_after_the_others():
+    with TestClient(pipeline_app()) as client, RawClient(client.port) as c:
+        c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+               b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nvalid"
+               b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n")
+        first, body1 = c.response()
+        second, body2 = c.response("POST")
+        third, _ = c.response()
+        assert (first.status_code, body1, header(first, "connection")) == (200, b"slow", None)
+        assert (second.status_code, body2) == (200, b"valid")
+        assert third.status_code == 400 and header(third, "connection") == "close"
+        assert c.read_until_closed() == b""
+
+
+def test_expect_100_continue_behind_a_busy_request_is_sent_when_its_turn_comes():
+    with TestClient(pipeline_app()) as client, RawClient(client.port) as c:
+        c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+               b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+               b"Content-Length: 3\r\n\r\n")
+        resp, body = c.response()
+        assert body == b"slow"
+        # the client waits for the 100 before it sends the body (h11 may hold it already)
+        while not c.conn.trailing_data[0].endswith(b"\r\n\r\n"):
+            c.conn.receive_data(c.sock.recv(4096))
+        assert c.conn.trailing_data[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
+        c.send(b"xyz")
+        resp, body = c.response("POST")
+        assert (resp.status_code, body) == (200, b"xyz")
