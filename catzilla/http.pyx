@@ -699,6 +699,9 @@ cdef class Connection:
         buf.size = 0
         flags = _put_head(srv.server_line, srv.date_line, buf, status, headers,
                           blen if has_body else -1, keep_alive, http10, False)
+        if (flags & (HEAD_HAS_LENGTH | HEAD_HAS_TE)) and has_body and not head_only:
+            body = _frame_user_body(headers, body, flags)
+            blen = PyBytes_GET_SIZE(body)
         if not keep_alive or (flags & HEAD_USER_CLOSE):
             self.close_after_response = True
         owners[0] = NULL
@@ -932,6 +935,26 @@ cdef class Connection:
     def __repr__(self):
         return "<Connection id=%d client=%r requests=%d%s>" % (
             self.id, self.client, self.requests, " closed" if self.closed else "")
+
+
+cdef bytes _frame_user_body(list headers, bytes body, int flags):
+    """A whole body whose handler set the framing header itself: it must agree with it, or
+    the client would read part of this body as the next response (or wait for bytes that
+    never come)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+    if flags & HEAD_HAS_TE:
+        if flags & HEAD_HAS_LENGTH:
+            raise ValueError("a response cannot have both Content-Length and Transfer-Encoding")
+        codings = b",".join([v for k, v in headers if k.lower() == b"transfer-encoding"])
+        if codings.rpartition(b",")[2].strip().lower() != b"chunked":
+            raise ValueError("Transfer-Encoding %r of a response must end with chunked"
+                             % codings.decode("latin-1"))
+        return (b"%x\r\n%b\r\n0\r\n\r\n" % (n, body)) if n else b"0\r\n\r\n"
+    declared = _content_length_of(headers)
+    if declared != n:
+        raise ValueError("the response's Content-Length header says %d bytes but its body has %d"
+                         % (declared, n))
+    return body
 
 
 cdef void _check_path_params(dict params):

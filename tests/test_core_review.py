@@ -100,3 +100,46 @@ def test_expect_100_continue_behind_a_busy_request_is_sent_when_its_turn_comes()
         c.send(b"xyz")
         resp, body = c.response("POST")
         assert (resp.status_code, body) == (200, b"xyz")
+
+
+def test_a_plain_response_with_its_own_framing_header_is_framed_as_it_says(caplog):
+    app = Catzilla()
+
+    @app.route("/short", methods=["GET", "HEAD"])
+    def short(request: Request) -> Response:
+        return Response(b"0123456789", headers={"Content-Length": "3"})
+
+    @app.get("/long")
+    def long(request: Request) -> Response:
+        return Response(b"0123", headers={"Content-Length": "10"})
+
+    @app.get("/exact")
+    def exact(request: Request) -> Response:
+        return Response(b"0123", headers={"Content-Length": "4"})
+
+    @app.get("/te")
+    def te(request: Request) -> Response:
+        return Response(b"abcdef", headers={"Transfer-Encoding": "chunked"})
+
+    @app.get("/next")
+    def next_(request: Request) -> Response:
+        return Response("next")
+
+    with TestClient(app) as client, RawClient(client.port) as c:
+        for path, status, body in (("/short", 500, None), ("/long", 500, None),
+                                   ("/exact", 200, b"0123"), ("/te", 200, b"abcdef")):
+            c.send(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n"
+                   % path.encode())
+            resp, got = c.response()
+            assert resp.status_code == status, path
+            assert body is None or got == body
+            resp, got = c.response()       # the connection is still in step
+            assert (resp.status_code, got) == (200, b"next"), path
+        # HEAD: the header describes the GET body, and nothing follows the head
+        c.send(b"HEAD /short HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, got = c.response("HEAD")
+        assert resp.status_code == 200 and header(resp, "content-length") == "3"
+        assert c.response()[1] == b"next"
+    errors = [r.getMessage() + str(r.exc_info[1]) for r in caplog.records if r.exc_info]
+    assert any("says 3 bytes but its body has 10" in e for e in errors)
+    assert any("says 10 bytes but its body has 4" in e for e in errors)
