@@ -210,3 +210,4 @@ cdef class Request:
     cdef object _cookies
     cdef object _json
     cdef object _state
+    cdef object context          # the contextvars.Context its handler and producer run in

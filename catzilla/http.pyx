@@ -4,6 +4,9 @@ import json as _json
 import logging as _logging
 import threading as _threading
 from collections import deque as _deque
+from contextvars import copy_context as _copy_context
+from functools import partial as _partial
+from inspect import iscoroutine as _iscoroutine
 
 from httptools import HttpRequestParser as _HttpRequestParser
 from httptools import (
@@ -485,7 +488,10 @@ cdef class Connection:
                 if match[2] and (b"%" in req.raw_path or b".." in req.raw_path
                                  or b"//" in req.raw_path or b"\\" in req.raw_path):
                     _check_path_params(match[2])
-                result = match[1](req)
+                # each request in its own copy of the loop's context: a ContextVar a
+                # handler sets is not seen by the next request (found by a review)
+                req.context = _copy_context()
+                result = req.context.run(match[1], req)
             elif status == 404:
                 raise _HTTPException(404)
             else:
@@ -511,7 +517,10 @@ cdef class Connection:
                 else:
                     self._write_response(req, result)
             elif hasattr(result, "__await__"):
-                self.task = _ensure_future(result, loop=self.server.loop)
+                if req.context is not None and _iscoroutine(result):
+                    self.task = self.server.loop.create_task(result, context=req.context)
+                else:
+                    self.task = _ensure_future(result, loop=self.server.loop)
                 self.task.add_done_callback(self._task_done)
                 return
             else:
@@ -644,8 +653,14 @@ cdef class Connection:
             raise
         if not head_only and kind != "async" and kind != "hub":
             stream.writable = _threading.Event()   # set by _begin, once the head is out
-            if not srv.stream_pool.try_submit(
-                    stream._run_sync if kind == "sync" else stream._run_file):
+            if kind == "file":
+                job = stream._run_file
+            elif req.context is not None:
+                # the producer sees the handler's context (a copy: a thread enters it)
+                job = _partial(req.context.copy().run, stream._run_sync)
+            else:
+                job = stream._run_sync
+            if not srv.stream_pool.try_submit(job):
                 if kind == "sync":
                     _close_producer(content)
                 self._write_response(req, _JSONResponse(

@@ -362,7 +362,11 @@ cdef class _Stream:
             if self.chunks:
                 self._flush()
         elif self.kind == "async":
-            self.task = _ensure_future(_pump_async(self), loop=srv.loop)
+            if self.request is not None and self.request.context is not None:
+                self.task = srv.loop.create_task(_pump_async(self),
+                                                 context=self.request.context.copy())
+            else:
+                self.task = _ensure_future(_pump_async(self), loop=srv.loop)
         if self.kind == "file" or self.kind == "sync":
             # the socket a worker writes to itself (sendfile, or a sync producer's big chunks)
             uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)

@@ -4,6 +4,7 @@ the fix beside it."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 from conftest import RawClient, header
@@ -143,3 +144,45 @@ def test_a_plain_response_with_its_own_framing_header_is_framed_as_it_says(caplo
     errors = [r.getMessage() + str(r.exc_info[1]) for r in caplog.records if r.exc_info]
     assert any("says 3 bytes but its body has 10" in e for e in errors)
     assert any("says 10 bytes but its body has 4" in e for e in errors)
+
+
+USER: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="anonymous")
+
+
+def test_each_request_has_its_own_context_and_its_producer_shares_it():
+    app = Catzilla()
+
+    @app.get("/login/{name}")
+    def login(request: Request) -> Response:
+        USER.set(request.path_params["name"])
+        return Response(USER.get())
+
+    @app.get("/whoami")
+    def whoami(request: Request) -> Response:
+        return Response(USER.get())
+
+    @app.get("/awhoami")
+    async def awhoami(request: Request) -> Response:
+        return Response(USER.get())
+
+    @app.get("/sync-stream/{name}")
+    def sync_stream(request: Request) -> Response:
+        USER.set(request.path_params["name"])
+        return StreamingResponse(USER.get() + "|" + USER.get() for _ in range(1))
+
+    @app.get("/async-stream/{name}")
+    async def async_stream(request: Request) -> Response:
+        USER.set(request.path_params["name"])
+
+        async def produce():
+            yield USER.get()
+
+        return StreamingResponse(produce())
+
+    with TestClient(app) as client:
+        assert client.get("/login/alice").text == "alice"
+        assert client.get("/whoami").text == "anonymous"
+        assert client.get("/awhoami").text == "anonymous"
+        assert client.get("/sync-stream/bob").text == "bob|bob"
+        assert client.get("/async-stream/carol").text == "carol"
+        assert client.get("/whoami").text == "anonymous"
