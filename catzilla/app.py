@@ -103,6 +103,8 @@ class Catzilla:
         methods = [m.upper() for m in methods]
         self.router.add(path, handler, methods, name or getattr(handler, "__name__", None))
         self._methods.update(methods)
+        for server in self._servers:   # added while serving: its methods are known at once
+            server.app_methods = server.app_methods | frozenset(methods)
 
     def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route(path, ["GET"], **kw)

@@ -538,7 +538,11 @@ cdef class Connection:
             return
         req = self.busy_request
         if task.cancelled():
-            self._close()
+            # Not by us (_close lets go of its task before cancelling it): the handler
+            # itself ended in a CancelledError, e.g. awaiting a future someone cancelled.
+            # The client is still there and gets a 500, like for any other exception.
+            self._send_exception(req, _CancelledError(
+                "the async handler ended in CancelledError while its client was connected"))
             return
         exc = task.exception()
         if exc is not None:

@@ -186,3 +186,33 @@ def test_each_request_has_its_own_context_and_its_producer_shares_it():
         assert client.get("/sync-stream/bob").text == "bob|bob"
         assert client.get("/async-stream/carol").text == "carol"
         assert client.get("/whoami").text == "anonymous"
+
+
+def test_an_async_handler_ending_in_its_own_cancelled_error_gets_a_500(caplog):
+    app = Catzilla()
+
+    @app.get("/report")
+    async def report(request: Request) -> Response:
+        shared = asyncio.get_running_loop().create_future()
+        shared.cancel()               # e.g. a coalesced fetch whose first requester left
+        return Response(await shared)
+
+    with TestClient(app) as client:
+        assert client.get("/report").status == 500
+        assert client.get("/report").status == 500     # and the server keeps serving
+    assert any("CancelledError" in repr(r.exc_info) for r in caplog.records if r.exc_info)
+
+
+def test_a_route_with_a_new_method_added_while_serving_is_answered():
+    app = Catzilla()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        app.add_route("/cache", lambda request: Response("purged"), ["PURGE"])
+        return Response("ok")
+
+    with TestClient(app) as client, RawClient(client.port) as c:
+        assert client.get("/").text == "ok"
+        c.send(b"PURGE /cache HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response("PURGE")
+        assert (resp.status_code, body) == (200, b"purged")
