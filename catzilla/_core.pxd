@@ -157,6 +157,9 @@ cdef class Connection:
     cdef bint close_after_response
     cdef bint input_done         # a request asked to close: nothing after it is read
     cdef bint continue_owed      # a 100 Continue waits for the responses queued before it
+    cdef Request upgrade_req     # a request with Upgrade (ignored) whose body llhttp skips
+    cdef Py_ssize_t upgrade_left  # body bytes of upgrade_req still to come
+    cdef list upgrade_body
     cdef bint close_deferred
     cdef bint writing            # the loop is in _flush or _write: no producer thread writes
     cdef readonly _Stream stream
@@ -172,6 +175,7 @@ cdef class Connection:
     cdef void _feed(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n)
     cdef void _feed_parser(self, const char* data, Py_ssize_t n)
+    cdef void _upgrade_body(self, const char* data, Py_ssize_t n)
     cdef void _take_request(self, Request req)
     cdef void _dispatch(self, Request req)
     cdef void _finish(self, Request req, object result)

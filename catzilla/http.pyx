@@ -191,6 +191,9 @@ cdef class Connection:
 
     cdef void _feed(self, const char* data, Py_ssize_t n):
         cdef Py_ssize_t used
+        if self.upgrade_req is not None:
+            self._upgrade_body(data, n)
+            return
         if (not self.in_message and not self.close_after_response and not self.input_done
                 and self.server.fast_heads):
             # Between messages: complete plain requests are taken without llhttp.
@@ -311,12 +314,21 @@ cdef class Connection:
             self._dispatch(req)
 
     cdef void _feed_parser(self, const char* data, Py_ssize_t n):
+        cdef Py_ssize_t used
         cdef bint was_in_headers = self.in_message and not self.headers_done
         cdef Request started_with = self.cur
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
         try:
             self.parser.feed_data(mv)
-        except _ParserUpgrade:
+        except _ParserUpgrade as exc:
+            if self.upgrade_req is not None:
+                # We do not upgrade, so the request is served as HTTP/1.1 with its body
+                # (RFC 9110 7.8), which llhttp left unread: take it ourselves, then go on
+                # with a new parser.
+                self.parser = _HttpRequestParser(self)
+                used = exc.args[0] if exc.args else n
+                self._upgrade_body(data + used, n - used)
+                return
             # The request was answered as a plain request; what follows it is not HTTP.
             self.close_after_response = True
             if not self.busy and not self.pending:
@@ -437,6 +449,15 @@ cdef class Connection:
 
     def on_message_complete(self):
         cdef Request req = self.cur
+        if self.parser.should_upgrade() and req.method != "CONNECT" and (
+                self.expect_length > 0 or _has_header(req.raw_headers, b"transfer-encoding")):
+            if self.expect_length <= 0:
+                self._abort(400, "Upgrade with a chunked request body is not supported")
+            self.upgrade_req = req          # its body follows; in_message stays set
+            self.upgrade_left = self.expect_length
+            self.upgrade_body = []
+            self.cur = None
+            return
         self.in_message = False
         self.continue_owed = False   # the body came without it
         self.cur = None
@@ -450,6 +471,24 @@ cdef class Connection:
         self._take_request(req)
         if self.lingering or self.closed:
             self._stop_parsing()
+
+    cdef void _upgrade_body(self, const char* data, Py_ssize_t n):
+        cdef Py_ssize_t take = n if n < self.upgrade_left else self.upgrade_left
+        cdef Request req
+        if take > 0:
+            self.upgrade_body.append(PyBytes_FromStringAndSize(data, take))
+            self.upgrade_left -= take
+        if self.upgrade_left > 0:
+            return
+        req = self.upgrade_req
+        req._body = b"".join(self.upgrade_body)
+        self.upgrade_req = None
+        self.upgrade_body = None
+        self.in_message = False
+        self.continue_owed = False
+        self._take_request(req)
+        if n > take and not (self.closed or self.lingering or self.input_done):
+            self._feed(data + take, n - take)
 
     cdef _abort(self, int status, str detail):
         self.reject_status = status
@@ -954,6 +993,13 @@ cdef class Connection:
     def __repr__(self):
         return "<Connection id=%d client=%r requests=%d%s>" % (
             self.id, self.client, self.requests, " closed" if self.closed else "")
+
+
+cdef bint _has_header(list headers, bytes lower_name):
+    for k, _ in headers:
+        if (<bytes>k).lower() == lower_name:
+            return True
+    return False
 
 
 cdef bytes _frame_user_body(list headers, bytes body, int flags):

@@ -216,3 +216,27 @@ def test_a_route_with_a_new_method_added_while_serving_is_answered():
         c.send(b"PURGE /cache HTTP/1.1\r\nHost: t\r\n\r\n")
         resp, body = c.response("PURGE")
         assert (resp.status_code, body) == (200, b"purged")
+
+
+def test_a_request_with_an_upgrade_we_ignore_keeps_its_body():
+    # what curl --http2 -d ... sends to an http:// URL
+    head = (b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+            b"Content-Length: 11\r\n\r\n")
+    with TestClient(pipeline_app()) as client:
+        with RawClient(client.port) as c:          # head and body in one write
+            c.send(head + b"hello world")
+            resp, body = c.response("POST")
+            assert (resp.status_code, body) == (200, b"hello world")
+        with RawClient(client.port) as c:          # the body later, then another request
+            c.send(head + b"hello")
+            c.send(b" world" + b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp, body = c.response("POST")
+            assert (resp.status_code, body) == (200, b"hello world")
+            resp, body = c.response()
+            assert (resp.status_code, body) == (200, b"index")
+        with RawClient(client.port) as c:          # a chunked body with it: refused, not lost
+            c.send(head.replace(b"Content-Length: 11", b"Transfer-Encoding: chunked")
+                   + b"5\r\nhello\r\n0\r\n\r\n")
+            resp, body = c.response("POST")
+            assert resp.status_code == 400
