@@ -159,7 +159,8 @@ cdef class Connection:
     cdef bint writing            # the loop is in _flush or _write: no producer thread writes
     cdef readonly _Stream stream
     cdef bytes last_path
-    cdef uint64_t last_activity
+    cdef uint64_t last_activity     # the last read
+    cdef uint64_t idle_since        # accept, or the last response fully handed to the socket
     cdef uint64_t message_started
 
     cdef int _start(self) except -1

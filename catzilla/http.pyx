@@ -158,6 +158,7 @@ cdef class Connection:
         cdef int err
         self.parser = _HttpRequestParser(self)
         self.last_activity = uv.uv_now(self.server.uvloop)
+        self.idle_since = self.last_activity
         err = uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
         if err < 0:
             raise _uv_error(err)
@@ -779,6 +780,7 @@ cdef class Connection:
         if status < 0:
             self._close()
             return
+        self.idle_since = uv.uv_now(self.server.uvloop)   # idle from when the response is out
         if self.stream is not None:
             self.stream._update_backlog()
             # chunks queued while the socket was backed up (a hub's events, a producer
@@ -794,6 +796,7 @@ cdef class Connection:
     cdef void _response_done(self):
         self.busy = False
         self.busy_request = None
+        self.idle_since = uv.uv_now(self.server.uvloop)
         if self.closed or self.lingering:
             return
         if self.close_after_response or self.server.draining or self.eof:

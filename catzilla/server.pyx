@@ -244,7 +244,9 @@ cdef class Server:
                 if ((not conn.headers_done and now - conn.message_started > request_ms)
                         or now - conn.last_activity > request_ms):
                     conn._reject(408, None)
-            elif conn._idle() and now - conn.last_activity > keep_alive_ms:
+            elif conn._idle() and now - conn.idle_since > keep_alive_ms:
+                # idle since its last response (or accept): bytes that start no request,
+                # such as empty lines, do not keep it open
                 conn._close()
             elif (conn.stream is not None and conn.stream.send_timeout_ms
                     and conn.stream.wqs > 0
