@@ -161,6 +161,7 @@ cdef class Connection:
     cdef bytes last_path
     cdef uint64_t last_activity     # the last read
     cdef uint64_t idle_since        # accept, or the last response fully handed to the socket
+    cdef uint64_t linger_since      # our FIN went out (0: not yet)
     cdef uint64_t message_started
 
     cdef int _start(self) except -1

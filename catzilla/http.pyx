@@ -126,6 +126,10 @@ cdef void _on_shutdown_cb(uv.uv_shutdown_t* req, int status) noexcept with gil:
     try:
         if status < 0 or conn.eof:
             conn._close()
+        elif not conn.closed:
+            # the response and our FIN are out: the linger timer starts now
+            conn.linger_since = uv.uv_now(conn.server.uvloop)
+            conn.last_activity = conn.linger_since
     except BaseException as exc:
         _report_error(exc)
 

@@ -238,7 +238,11 @@ cdef class Server:
             if conn.closed:
                 continue
             if conn.lingering:
-                if now - conn.last_activity > 2000:
+                # Once our FIN is out (a slow reader may take long to drain the response
+                # before): until the client is quiet for 2 s, but 5 s at most, whatever it
+                # sends (lingering only protects the response from a reset; RFC 9112 9.6).
+                if conn.linger_since and (now - conn.last_activity > 2000
+                                          or now - conn.linger_since > 5000):
                     conn._close()
             elif conn.in_message:
                 if ((not conn.headers_done and now - conn.message_started > request_ms)

@@ -12,7 +12,7 @@ from conftest import RawClient
 from catzilla import Catzilla, Response, StreamingResponse
 from catzilla.testing import TestClient
 
-BIG = 16 * 1024 * 1024   # more than the kernel buffers of both ends hold
+BIG = 8 * 1024 * 1024   # more than the kernel buffers of both ends hold
 
 
 def make_app(**kw) -> Catzilla:
@@ -88,6 +88,29 @@ def test_crlf_trickle_does_not_keep_an_idle_connection_open():
         took = closed_within(c.sock, 6.0, send=b"\r\n", every=0.25)
         assert took is not None, "a CRLF every 0.25 s kept the connection open for 6 s"
         assert took < 2.8   # keep_alive_timeout + one tick of the 1 s ticker + slack
+
+
+def test_lingering_close_is_bounded_while_the_client_keeps_sending():
+    with TestClient(make_app()) as client, RawClient(client.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        data = c.read_until_closed()    # the 400, then our FIN
+        assert data.startswith(b"HTTP/1.1 400 ")
+        took = closed_within(c.sock, 10.0, send=b"x" * 100, every=0.2)
+        assert took is not None, "the lingering connection outlived 10 s of client data"
+        assert took < 7.5   # the absolute linger bound (5 s) + one tick + slack
+
+
+def test_slow_reader_of_a_closing_response_gets_all_of_it():
+    # The linger timer starts once the response and our FIN are out, not while it drains.
+    with TestClient(make_app()) as client, RawClient(client.port, rcvbuf=65536) as c:
+        c.send(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        time.sleep(3.2)   # longer than the linger's 2 s without reads from the client
+        data = bytearray()
+        while chunk := c.sock.recv(1 << 20):
+            data += chunk
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert len(body) == BIG
 
 
 def test_a_pausing_stream_outlives_the_connection_timers():
