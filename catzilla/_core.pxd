@@ -93,6 +93,7 @@ cdef class Server:
     cdef public int max_headers
     cdef public double keep_alive_timeout
     cdef public double request_timeout
+    cdef public double min_body_rate
     cdef public Py_ssize_t write_high_water
     cdef public Py_ssize_t write_low_water
     cdef readonly uint64_t total_accepted

@@ -113,6 +113,54 @@ def test_slow_reader_of_a_closing_response_gets_all_of_it():
         assert len(body) == BIG
 
 
+def test_slow_body_gets_408_after_request_timeout():
+    with TestClient(make_app(request_timeout=1.0)) as client, RawClient(client.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        got = b""
+        t0 = time.monotonic()
+        while b"\r\n\r\n" not in got and time.monotonic() - t0 < 6.0:
+            c.send(b"a")   # 5 B/s, far below min_body_rate
+            c.sock.settimeout(0.2)
+            try:
+                got += c.sock.recv(65536)
+            except socket.timeout:
+                pass
+        assert got.startswith(b"HTTP/1.1 408 "), got
+        assert time.monotonic() - t0 < 3.5   # request_timeout + one tick + slack
+        c.sock.settimeout(5)
+        c.read_until_closed()   # then a clean close
+
+
+def test_an_upload_longer_than_request_timeout_at_a_fair_rate_is_served():
+    with TestClient(make_app(request_timeout=1.0)) as client, RawClient(client.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n")
+        for _ in range(16):   # 40 KiB/s for 1.6 s
+            c.send(b"a" * 4096)
+            time.sleep(0.1)
+        resp, body = c.response("POST")
+        assert (resp.status_code, len(body)) == (200, 65536)
+
+
+def test_chunk_extension_flood_gets_408_after_request_timeout():
+    # Chunk extensions are no body: a client sending only them makes no progress.
+    with TestClient(make_app(request_timeout=1.0)) as client, RawClient(client.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;e=")
+        got = b""
+        t0 = time.monotonic()
+        try:
+            while b"\r\n\r\n" not in got and time.monotonic() - t0 < 6.0:
+                c.send(b"a" * 1024)
+                c.sock.settimeout(0.05)
+                try:
+                    got += c.sock.recv(65536)
+                except socket.timeout:
+                    pass
+        except ConnectionResetError:
+            pass
+        assert got.startswith(b"HTTP/1.1 408 "), got
+        assert time.monotonic() - t0 < 3.5
+
+
 def test_a_pausing_stream_outlives_the_connection_timers():
     # Not idle while a response is in progress, whatever the client sends or does not send.
     with TestClient(make_app(keep_alive_timeout=0.5, request_timeout=0.5)) as client, \
