@@ -93,6 +93,7 @@ cdef class Server:
     cdef public int max_headers
     cdef public double keep_alive_timeout
     cdef public double request_timeout
+    cdef public double min_body_rate
     cdef public Py_ssize_t write_high_water
     cdef public Py_ssize_t write_low_water
     cdef readonly uint64_t total_accepted
@@ -164,7 +165,9 @@ cdef class Connection:
     cdef bint writing            # the loop is in _flush or _write: no producer thread writes
     cdef readonly _Stream stream
     cdef bytes last_path
-    cdef uint64_t last_activity
+    cdef uint64_t last_activity     # the last read
+    cdef uint64_t idle_since        # accept, or the last response fully handed to the socket
+    cdef uint64_t linger_since      # our FIN went out (0: not yet)
     cdef uint64_t message_started
 
     cdef int _start(self) except -1

@@ -129,6 +129,10 @@ cdef void _on_shutdown_cb(uv.uv_shutdown_t* req, int status) noexcept with gil:
     try:
         if status < 0 or conn.eof:
             conn._close()
+        elif not conn.closed:
+            # the response and our FIN are out: the linger timer starts now
+            conn.linger_since = uv.uv_now(conn.server.uvloop)
+            conn.last_activity = conn.linger_since
     except BaseException as exc:
         _report_error(exc)
 
@@ -161,6 +165,7 @@ cdef class Connection:
         cdef int err
         self.parser = _HttpRequestParser(self)
         self.last_activity = uv.uv_now(self.server.uvloop)
+        self.idle_since = self.last_activity
         err = uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
         if err < 0:
             raise _uv_error(err)
@@ -852,6 +857,7 @@ cdef class Connection:
         if status < 0:
             self._close()
             return
+        self.idle_since = uv.uv_now(self.server.uvloop)   # idle from when the response is out
         if self.stream is not None:
             self.stream._update_backlog()
             # chunks queued while the socket was backed up (a hub's events, a producer
@@ -867,6 +873,7 @@ cdef class Connection:
     cdef void _response_done(self):
         self.busy = False
         self.busy_request = None
+        self.idle_since = uv.uv_now(self.server.uvloop)
         if self.closed or self.lingering:
             return
         if self.close_after_response or self.server.draining or self.eof:

@@ -60,6 +60,7 @@ cdef class Server:
                   Py_ssize_t max_header_size=32768, Py_ssize_t max_url_size=8192,
                   int max_headers=100, Py_ssize_t max_body_size=16 * 1024 * 1024,
                   double keep_alive_timeout=5.0, double request_timeout=30.0,
+                  double min_body_rate=1024.0,
                   Py_ssize_t write_high_water=256 * 1024, Py_ssize_t write_low_water=64 * 1024,
                   server_header="catzilla", int max_stream_threads=1000,
                   double stream_thread_idle_timeout=5.0):
@@ -83,6 +84,7 @@ cdef class Server:
         self.max_body_size = max_body_size
         self.keep_alive_timeout = keep_alive_timeout
         self.request_timeout = request_timeout
+        self.min_body_rate = min_body_rate
         self.write_high_water = write_high_water
         self.write_low_water = write_low_water
         self.app_methods = _STANDARD_METHODS
@@ -232,19 +234,32 @@ cdef class Server:
         cdef uint64_t now = uv.uv_now(self.uvloop)
         cdef uint64_t keep_alive_ms = <uint64_t>(self.keep_alive_timeout * 1000)
         cdef uint64_t request_ms = <uint64_t>(self.request_timeout * 1000)
+        cdef uint64_t elapsed
         cdef Connection conn
         self._update_date()
         for conn in list(self.open_conns.values()):
             if conn.closed:
                 continue
             if conn.lingering:
-                if now - conn.last_activity > 2000:
+                # Once our FIN is out (a slow reader may take long to drain the response
+                # before): until the client is quiet for 2 s, but 5 s at most, whatever it
+                # sends (lingering only protects the response from a reset; RFC 9112 9.6).
+                if conn.linger_since and (now - conn.last_activity > 2000
+                                          or now - conn.linger_since > 5000):
                     conn._close()
             elif conn.in_message:
-                if ((not conn.headers_done and now - conn.message_started > request_ms)
+                # The head within request_timeout of the first byte; a body that takes longer
+                # must average min_body_rate from that byte (a 1 B/s body or chunk extensions
+                # alone make no progress). Not while we hold off reading ourselves.
+                elapsed = now - conn.message_started
+                if ((elapsed > request_ms and not conn.read_paused
+                        and (not conn.headers_done
+                             or conn.cur_body_size * 1000.0 < self.min_body_rate * elapsed))
                         or now - conn.last_activity > request_ms):
                     conn._reject(408, None)
-            elif conn._idle() and now - conn.last_activity > keep_alive_ms:
+            elif conn._idle() and now - conn.idle_since > keep_alive_ms:
+                # idle since its last response (or accept): bytes that start no request,
+                # such as empty lines, do not keep it open
                 conn._close()
             elif (conn.stream is not None and conn.stream.send_timeout_ms
                     and conn.stream.wqs > 0
