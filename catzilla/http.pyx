@@ -483,6 +483,7 @@ cdef class Connection:
         if take > 0:
             self.upgrade_body.append(PyBytes_FromStringAndSize(data, take))
             self.upgrade_left -= take
+            self.cur_body_size += take   # progress, for the body-rate timeout
         if self.upgrade_left > 0:
             return
         req = self.upgrade_req
