@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from catzilla._httpdate import format_http_date, parse_http_date
+from catzilla.datastructures import MutableHeaders
 from catzilla.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
@@ -52,6 +55,11 @@ class FileResponse(Response):
     single ``Range`` requests (206, 416), conditional requests (304) and HEAD.
 
     >>> FileResponse(safe_join("uploads", name), filename=name)
+
+    One FileResponse may be returned for any number of requests (a module-level
+    ``ICON = FileResponse("favicon.ico")``): what each request gets (200, 206, 304 or 416,
+    its ``Content-Range`` and ``Content-Length``) is decided per request and never stored
+    in the object.
     """
 
     media_type = None
@@ -76,16 +84,71 @@ class FileResponse(Response):
             media = mimetypes.guess_type(filename or self.path)[0] or "application/octet-stream"
         super().__init__(None, status_code, headers, media)
         if filename is not None:
-            ascii_name = filename.encode("ascii", "replace").decode().replace('"', "")
-            value = '%s; filename="%s"' % (content_disposition_type, ascii_name)
-            if ascii_name != filename:
-                value += "; filename*=utf-8''%s" % quote(filename)
-            self.raw_headers.append((b"Content-Disposition", value.encode("latin-1")))
-        self.file_range: tuple[str, int, int] | None = None
+            self.raw_headers.append(
+                (b"Content-Disposition", _content_disposition(content_disposition_type, filename)))
+
+    # The core reads status_code, raw_headers and file_range of the object prepare() returned
+    # on the same thread, before anything else runs there. For this object the values for
+    # that request sit in a thread-local slot, so another request, on this loop thread or on
+    # another one, never sees them; ``headers``, ``set_cookie`` and the setters work on the
+    # object's own values (and drop this thread's slot).
+
+    @property
+    def status_code(self) -> int:  # type: ignore[override]
+        view = getattr(_prepared, "view", None)
+        if view is not None and view[0] is self:
+            return view[1]
+        return self._status_code
+
+    @status_code.setter
+    def status_code(self, value: int) -> None:
+        self._forget()
+        self._status_code = value
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
+        view = getattr(_prepared, "view", None)
+        if view is not None and view[0] is self:
+            return view[2]
+        return self._raw_headers
+
+    @raw_headers.setter
+    def raw_headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        self._forget()
+        self._raw_headers = value
+
+    @property
+    def file_range(self) -> tuple[str, int, int] | None:
+        """(path, offset, count) of the body to send for the request just prepared on this
+        thread; None otherwise."""
+        view = getattr(_prepared, "view", None)
+        if view is not None and view[0] is self:
+            return view[3]
+        return None
+
+    @property
+    def headers(self) -> MutableHeaders:
+        self._forget()
+        return MutableHeaders(self._raw_headers)
+
+    def set_cookie(self, *args: Any, **kwargs: Any) -> None:
+        self._forget()
+        super().set_cookie(*args, **kwargs)
+
+    def _forget(self) -> None:
+        view = getattr(_prepared, "view", None)
+        if view is not None and view[0] is self:
+            _prepared.view = None
+
+    def __repr__(self) -> str:
+        return "<FileResponse %r status_code=%d>" % (self.path, self._status_code)
 
     def prepare(self, request: Any) -> Response:
         """Decide status, range and headers for ``request``. Returns ``self`` when the file
-        body is to be sent (``file_range`` set), or another, complete Response."""
+        body is to be sent (its ``status_code``, ``raw_headers`` and ``file_range`` then read
+        the values for this request, on this thread, until the next ``prepare``), or another,
+        complete Response. The object's own status and headers are left as they were."""
+        _prepared.view = None
         try:
             st = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -97,15 +160,16 @@ class FileResponse(Response):
         last_modified = format_http_date(st.st_mtime)
         validators = [(b"ETag", etag.encode()), (b"Last-Modified", last_modified.encode())]
         headers = request.headers
-        if self.status_code == 200 and _not_modified(headers, etag, st.st_mtime):
+        status = self._status_code
+        if status == 200 and _not_modified(headers, etag, st.st_mtime):
             response = Response(None, 304)
             response.raw_headers = validators
             return response
-        self.raw_headers += validators
-        self.raw_headers.append((b"Accept-Ranges", b"bytes"))
+        raw = self._raw_headers + validators
+        raw.append((b"Accept-Ranges", b"bytes"))
         offset, count = 0, size
         range_header = headers.get("range")
-        if (self.status_code == 200 and range_header is not None
+        if (status == 200 and range_header is not None
                 and _if_range_holds(headers.get("if-range"), etag, last_modified)):
             parsed = _parse_range(range_header, size)
             if parsed == "unsatisfiable":
@@ -115,12 +179,29 @@ class FileResponse(Response):
             if parsed is not None:
                 start, end = parsed
                 offset, count = start, end - start + 1
-                self.status_code = 206
-                self.raw_headers.append(
-                    (b"Content-Range", b"bytes %d-%d/%d" % (start, end, size)))
-        self.raw_headers.append((b"Content-Length", b"%d" % count))
-        self.file_range = (self.path, offset, count)
+                status = 206
+                raw.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end, size)))
+        raw.append((b"Content-Length", b"%d" % count))
+        _prepared.view = (self, status, raw, (self.path, offset, count))
         return self
+
+
+_prepared = threading.local()
+
+
+def _content_disposition(disposition: str, filename: str) -> bytes:
+    """``attachment; filename="..."`` with an ASCII fallback (quoted-string, RFC 9110
+    section 5.6.4: ``\\`` and ``"`` escaped, controls and non-ASCII replaced), plus
+    ``filename*=utf-8''...`` (RFC 8187) when the fallback is not the exact name."""
+    fallback = _NOT_QDTEXT.sub("_", filename.encode("ascii", "replace").decode("ascii"))
+    value = '%s; filename="%s"' % (
+        disposition, fallback.replace("\\", "\\\\").replace('"', '\\"'))
+    if fallback != filename or '"' in filename or "\\" in filename:
+        value += "; filename*=utf-8''%s" % quote(filename, safe="!#$&+-.^_`|~")
+    return value.encode("latin-1")
+
+
+_NOT_QDTEXT = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
@@ -155,11 +236,11 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
                 return "unsatisfiable" if suffix == 0 else None
             return (max(0, size - suffix), size - 1) if size else "unsatisfiable"
         start = int(first)
-        end = int(last) if last else size - 1
+        end = int(last) if last else None
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
+    if start < 0 or (end is not None and end < start):
+        return None                  # an invalid range-spec: the header is ignored
     if start >= size:
-        return "unsatisfiable"
-    return start, min(end, size - 1)
+        return "unsatisfiable"       # bytes=<size>- as well (RFC 9110 section 14.1.2)
+    return start, size - 1 if end is None else min(end, size - 1)
