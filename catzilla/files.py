@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import re
 import stat
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from catzilla._httpdate import format_http_date, parse_http_date
-from catzilla.datastructures import MutableHeaders
 from catzilla.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
@@ -86,69 +84,13 @@ class FileResponse(Response):
         if filename is not None:
             self.raw_headers.append(
                 (b"Content-Disposition", _content_disposition(content_disposition_type, filename)))
-
-    # The core reads status_code, raw_headers and file_range of the object prepare() returned
-    # on the same thread, before anything else runs there. For this object the values for
-    # that request sit in a thread-local slot, so another request, on this loop thread or on
-    # another one, never sees them; ``headers``, ``set_cookie`` and the setters work on the
-    # object's own values (and drop this thread's slot).
-
-    @property
-    def status_code(self) -> int:  # type: ignore[override]
-        view = getattr(_prepared, "view", None)
-        if view is not None and view[0] is self:
-            return view[1]
-        return self._status_code
-
-    @status_code.setter
-    def status_code(self, value: int) -> None:
-        self._forget()
-        self._status_code = value
-
-    @property
-    def raw_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
-        view = getattr(_prepared, "view", None)
-        if view is not None and view[0] is self:
-            return view[2]
-        return self._raw_headers
-
-    @raw_headers.setter
-    def raw_headers(self, value: list[tuple[bytes, bytes]]) -> None:
-        self._forget()
-        self._raw_headers = value
-
-    @property
-    def file_range(self) -> tuple[str, int, int] | None:
-        """(path, offset, count) of the body to send for the request just prepared on this
-        thread; None otherwise."""
-        view = getattr(_prepared, "view", None)
-        if view is not None and view[0] is self:
-            return view[3]
-        return None
-
-    @property
-    def headers(self) -> MutableHeaders:
-        self._forget()
-        return MutableHeaders(self._raw_headers)
-
-    def set_cookie(self, *args: Any, **kwargs: Any) -> None:
-        self._forget()
-        super().set_cookie(*args, **kwargs)
-
-    def _forget(self) -> None:
-        view = getattr(_prepared, "view", None)
-        if view is not None and view[0] is self:
-            _prepared.view = None
-
-    def __repr__(self) -> str:
-        return "<FileResponse %r status_code=%d>" % (self.path, self._status_code)
+        self.file_range: tuple[str, int, int] | None = None
 
     def prepare(self, request: Any) -> Response:
-        """Decide status, range and headers for ``request``. Returns ``self`` when the file
-        body is to be sent (its ``status_code``, ``raw_headers`` and ``file_range`` then read
-        the values for this request, on this thread, until the next ``prepare``), or another,
-        complete Response. The object's own status and headers are left as they were."""
-        _prepared.view = None
+        """Decide status, range and headers for ``request``. Returns a copy of this object for
+        this request alone, with ``file_range`` (path, offset, count) set, when the file body
+        is to be sent; or another, complete Response (304, 404, 416). The object itself is
+        left as it was, so one FileResponse can answer any number of requests."""
         try:
             st = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -160,12 +102,12 @@ class FileResponse(Response):
         last_modified = format_http_date(st.st_mtime)
         validators = [(b"ETag", etag.encode()), (b"Last-Modified", last_modified.encode())]
         headers = request.headers
-        status = self._status_code
+        status = self.status_code
         if status == 200 and _not_modified(headers, etag, st.st_mtime):
             response = Response(None, 304)
             response.raw_headers = validators
             return response
-        raw = self._raw_headers + validators
+        raw = self.raw_headers + validators
         raw.append((b"Accept-Ranges", b"bytes"))
         offset, count = 0, size
         range_header = headers.get("range")
@@ -182,11 +124,12 @@ class FileResponse(Response):
                 status = 206
                 raw.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end, size)))
         raw.append((b"Content-Length", b"%d" % count))
-        _prepared.view = (self, status, raw, (self.path, offset, count))
-        return self
-
-
-_prepared = threading.local()
+        prepared = object.__new__(type(self))
+        prepared.__dict__.update(self.__dict__)
+        prepared.status_code = status
+        prepared.raw_headers = raw
+        prepared.file_range = (self.path, offset, count)
+        return prepared
 
 
 def _content_disposition(disposition: str, filename: str) -> bytes:

@@ -492,11 +492,11 @@ cdef class Connection:
                     self._start_stream(req, result, "iter")
                     return
                 if isinstance(result, _FileResponse):
-                    prepared = result.prepare(req)
-                    if prepared is not result:
-                        self._write_response(req, prepared)
+                    prepared = result.prepare(req)   # for this request alone
+                    if getattr(prepared, "file_range", None) is None:
+                        self._write_response(req, prepared)     # 304, 404, 416
                     else:
-                        self._start_stream(req, result, "file")
+                        self._start_stream(req, prepared, "file")
                         return
                 else:
                     self._write_response(req, result)
