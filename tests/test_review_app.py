@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
