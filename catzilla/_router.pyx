@@ -183,19 +183,28 @@ cdef object _to_int(str s):
             value = value * 10 + <long long>(c - 48u)
         i += 1
     if not small:
-        return int(s)
+        try:
+            return int(s)
+        except ValueError:                     # more digits than sys.get_int_max_str_digits()
+            return None
     return -value if negative else value
 
 
 cdef object _to_float(str s):
-    """What float() accepts, minus whitespace, inf and nan; None otherwise."""
+    """A decimal float in ASCII (digits, sign, '.', exponent: what float() accepts of
+    those), finite; None otherwise (no '_', non-ASCII digits, whitespace, inf or nan)."""
     cdef double value
-    cdef Py_UCS4 c
-    if PyUnicode_GET_LENGTH(s) == 0:
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    cdef const unsigned char* data
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    if n == 0 or not PyUnicode_IS_ASCII(s):
         return None
-    for c in s:
-        if c.isspace():
-            return None
+    data = <const unsigned char*>PyUnicode_DATA(s)
+    for i in range(n):
+        c = data[i]
+        if not (48 <= c <= 57 or c == 46 or c == 43 or c == 45 or c == 101 or c == 69):
+            return None                        # 0-9 . + - e E
     try:
         value = float(s)
     except ValueError:

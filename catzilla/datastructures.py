@@ -55,13 +55,14 @@ class MultiDict(Mapping):
 
 
 class QueryParams(MultiDict):
-    """Parsed ``application/x-www-form-urlencoded`` data (a query string or a form body)."""
+    """Parsed ``application/x-www-form-urlencoded`` data (a query string or a form body).
+    Bytes are UTF-8 (invalid sequences replaced), raw or percent-encoded."""
 
     __slots__ = ()
 
     def __init__(self, raw: bytes | str | list[tuple[str, str]] = b"") -> None:
         if isinstance(raw, (bytes, bytearray)):
-            raw = raw.decode("latin-1")
+            raw = raw.decode("utf-8", errors="replace")
         items = parse_query(raw) if isinstance(raw, str) else list(raw)
         super().__init__(items)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,11 @@ class FileResponse(Response):
     single ``Range`` requests (206, 416), conditional requests (304) and HEAD.
 
     >>> FileResponse(safe_join("uploads", name), filename=name)
+
+    One FileResponse may be returned for any number of requests (a module-level
+    ``ICON = FileResponse("favicon.ico")``): what each request gets (200, 206, 304 or 416,
+    its ``Content-Range`` and ``Content-Length``) is decided per request and never stored
+    in the object.
     """
 
     media_type = None
@@ -76,16 +82,15 @@ class FileResponse(Response):
             media = mimetypes.guess_type(filename or self.path)[0] or "application/octet-stream"
         super().__init__(None, status_code, headers, media)
         if filename is not None:
-            ascii_name = filename.encode("ascii", "replace").decode().replace('"', "")
-            value = '%s; filename="%s"' % (content_disposition_type, ascii_name)
-            if ascii_name != filename:
-                value += "; filename*=utf-8''%s" % quote(filename)
-            self.raw_headers.append((b"Content-Disposition", value.encode("latin-1")))
+            self.raw_headers.append(
+                (b"Content-Disposition", _content_disposition(content_disposition_type, filename)))
         self.file_range: tuple[str, int, int] | None = None
 
     def prepare(self, request: Any) -> Response:
-        """Decide status, range and headers for ``request``. Returns ``self`` when the file
-        body is to be sent (``file_range`` set), or another, complete Response."""
+        """Decide status, range and headers for ``request``. Returns a copy of this object for
+        this request alone, with ``file_range`` (path, offset, count) set, when the file body
+        is to be sent; or another, complete Response (304, 404, 416). The object itself is
+        left as it was, so one FileResponse can answer any number of requests."""
         try:
             st = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -97,15 +102,16 @@ class FileResponse(Response):
         last_modified = format_http_date(st.st_mtime)
         validators = [(b"ETag", etag.encode()), (b"Last-Modified", last_modified.encode())]
         headers = request.headers
-        if self.status_code == 200 and _not_modified(headers, etag, st.st_mtime):
+        status = self.status_code
+        if status == 200 and _not_modified(headers, etag, st.st_mtime):
             response = Response(None, 304)
             response.raw_headers = validators
             return response
-        self.raw_headers += validators
-        self.raw_headers.append((b"Accept-Ranges", b"bytes"))
+        raw = self.raw_headers + validators
+        raw.append((b"Accept-Ranges", b"bytes"))
         offset, count = 0, size
         range_header = headers.get("range")
-        if (self.status_code == 200 and range_header is not None
+        if (status == 200 and range_header is not None
                 and _if_range_holds(headers.get("if-range"), etag, last_modified)):
             parsed = _parse_range(range_header, size)
             if parsed == "unsatisfiable":
@@ -115,12 +121,30 @@ class FileResponse(Response):
             if parsed is not None:
                 start, end = parsed
                 offset, count = start, end - start + 1
-                self.status_code = 206
-                self.raw_headers.append(
-                    (b"Content-Range", b"bytes %d-%d/%d" % (start, end, size)))
-        self.raw_headers.append((b"Content-Length", b"%d" % count))
-        self.file_range = (self.path, offset, count)
-        return self
+                status = 206
+                raw.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end, size)))
+        raw.append((b"Content-Length", b"%d" % count))
+        prepared = object.__new__(type(self))
+        prepared.__dict__.update(self.__dict__)
+        prepared.status_code = status
+        prepared.raw_headers = raw
+        prepared.file_range = (self.path, offset, count)
+        return prepared
+
+
+def _content_disposition(disposition: str, filename: str) -> bytes:
+    """``attachment; filename="..."`` with an ASCII fallback (quoted-string, RFC 9110
+    section 5.6.4: ``\\`` and ``"`` escaped, controls and non-ASCII replaced), plus
+    ``filename*=utf-8''...`` (RFC 8187) when the fallback is not the exact name."""
+    fallback = _NOT_QDTEXT.sub("_", filename.encode("ascii", "replace").decode("ascii"))
+    value = '%s; filename="%s"' % (
+        disposition, fallback.replace("\\", "\\\\").replace('"', '\\"'))
+    if fallback != filename or '"' in filename or "\\" in filename:
+        value += "; filename*=utf-8''%s" % quote(filename, safe="!#$&+-.^_`|~")
+    return value.encode("latin-1")
+
+
+_NOT_QDTEXT = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
@@ -155,11 +179,11 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
                 return "unsatisfiable" if suffix == 0 else None
             return (max(0, size - suffix), size - 1) if size else "unsatisfiable"
         start = int(first)
-        end = int(last) if last else size - 1
+        end = int(last) if last else None
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
+    if start < 0 or (end is not None and end < start):
+        return None                  # an invalid range-spec: the header is ignored
     if start >= size:
-        return "unsatisfiable"
-    return start, min(end, size - 1)
+        return "unsatisfiable"       # bytes=<size>- as well (RFC 9110 section 14.1.2)
+    return start, size - 1 if end is None else min(end, size - 1)

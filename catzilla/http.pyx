@@ -553,11 +553,11 @@ cdef class Connection:
                     self._start_stream(req, result, "iter")
                     return
                 if isinstance(result, _FileResponse):
-                    prepared = result.prepare(req)
-                    if prepared is not result:
-                        self._write_response(req, prepared)
+                    prepared = result.prepare(req)   # for this request alone
+                    if getattr(prepared, "file_range", None) is None:
+                        self._write_response(req, prepared)     # 304, 404, 416
                     else:
-                        self._start_stream(req, result, "file")
+                        self._start_stream(req, prepared, "file")
                         return
                 else:
                     self._write_response(req, result)
@@ -1117,20 +1117,46 @@ cdef class Request:
         return self.headers.get("content-type", "")
 
     def text(self, encoding=None):
-        if encoding is None:
-            encoding = _ds.charset_of(self.content_type) or "utf-8"
-        return self._body.decode(encoding, errors="replace")
+        """The body as str: decoded with ``encoding``, else the Content-Type's charset, else
+        UTF-8; undecodable bytes are replaced. A charset Python does not know raises
+        RequestBodyError (uncaught: 400)."""
+        if encoding is not None:
+            return self._body.decode(encoding, errors="replace")
+        charset = _ds.charset_of(self.content_type)
+        if charset is None:
+            return self._body.decode("utf-8", errors="replace")
+        try:
+            return self._body.decode(charset, errors="replace")
+        except (LookupError, UnicodeError):
+            # LookupError also for bytes-to-bytes codecs such as base64
+            from catzilla.exceptions import RequestBodyError
+            raise RequestBodyError("Unsupported charset %r in the request's Content-Type"
+                                   % charset[:64]) from None
 
     def json(self):
+        """The body parsed as JSON (UTF-8, -16 or -32). An empty or invalid body raises
+        RequestJSONError: a ValueError and json.JSONDecodeError (uncaught: 400)."""
+        cdef bytes body = self._body
         if self._json is None:
-            if not self._body:
-                raise ValueError("the request has no body to decode as JSON")
-            self._json = _json.loads(self._body)
+            try:
+                if not body:
+                    raise _json.JSONDecodeError("Expecting value (the body is empty)", "", 0)
+                self._json = _json.loads(body)
+            except (ValueError, RecursionError) as exc:
+                # the client's error: UnicodeDecodeError (not UTF-8/16/32), an int past
+                # sys.get_int_max_str_digits(), nesting deeper than the recursion limit
+                from catzilla.exceptions import RequestJSONError
+                if isinstance(exc, _json.JSONDecodeError):
+                    raise RequestJSONError(exc.msg, exc.doc, exc.pos) from None
+                raise RequestJSONError(
+                    "Nesting too deep" if isinstance(exc, RecursionError) else str(exc),
+                    body.decode("utf-8", errors="replace"),
+                    exc.start if isinstance(exc, UnicodeDecodeError) else 0) from None
         return self._json
 
     def form(self):
         """The urlencoded form fields of the body, as a multi-value mapping."""
-        return _ds.QueryParams(self._body)
+        return _ds.QueryParams(self._body.decode("utf-8", errors="replace"))
 
     @property
     def client(self):

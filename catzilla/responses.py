@@ -6,26 +6,49 @@ Each class sets defaults as class attributes and converts its content in ``rende
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from catzilla.datastructures import MutableHeaders
+from catzilla.datastructures import MutableHeaders, charset_of
 
-_ENCODED_TYPES: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_ENCODED_TYPES: dict[tuple[str, str], tuple[tuple[bytes, bytes], str | None]] = {}
 
 
-def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
+def _content_type_header(media_type: str, charset: str) -> tuple[tuple[bytes, bytes], str | None]:
+    """The Content-Type header for ``media_type`` and the codec its own ``charset``
+    parameter names (None when it names none: the class's ``charset`` is used, and added
+    to text/* types)."""
     key = (media_type, charset)
-    header = _ENCODED_TYPES.get(key)
-    if header is None:
+    cached = _ENCODED_TYPES.get(key)
+    if cached is None:
         value = media_type
+        explicit = _codec_of(media_type)
         if media_type.startswith("text/") and "charset" not in media_type.lower():
             value = "%s; charset=%s" % (media_type, charset)
-        header = (b"Content-Type", value.encode("latin-1"))
+        cached = ((b"Content-Type", value.encode("latin-1")), explicit)
         if len(_ENCODED_TYPES) < 256:
-            _ENCODED_TYPES[key] = header
-    return header
+            _ENCODED_TYPES[key] = cached
+    return cached
+
+
+def _codec_of(content_type: str) -> str | None:
+    """The Python codec for the ``charset`` parameter of a Content-Type value, or None when
+    there is none. An unknown charset is a ValueError: the body could not match the header."""
+    if "charset" not in content_type.lower():
+        return None
+    charset = charset_of(content_type)
+    if charset is None:
+        return None
+    try:
+        info = codecs.lookup(charset)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ValueError("unknown charset %r in Content-Type %r" % (charset, content_type))
+    return info.name
 
 
 class Response:
@@ -53,13 +76,15 @@ class Response:
             if content is not None:
                 raise TypeError("pass the body as `content` or as `body=`, not both")
             content = body
-        if not isinstance(status_code, int) or not 100 <= status_code <= 599:
-            raise ValueError("status_code must be an int from 100 to 599, got %r" % (status_code,))
+        if not isinstance(status_code, int) or not 200 <= status_code <= 599:
+            # 1xx are interim: a client given one as the final answer waits for another one
+            raise ValueError("status_code must be an int from 200 to 599, got %r" % (status_code,))
         self.status_code = status_code
         if content_type is not None or media_type is not None:
             self.media_type = content_type or media_type
-        self.body = self.render(content)
+        # the headers first: a charset in the Content-Type decides how a str body is encoded
         self.raw_headers = self._init_headers(headers)
+        self.body = self.render(content)
 
     def render(self, content: Any) -> bytes:
         if content is None:
@@ -90,9 +115,15 @@ class Response:
                 )
                 if name_b.lower() == b"content-type":
                     has_type = True
+                    codec = _codec_of(value_b.decode("latin-1"))
+                    if codec is not None:
+                        self.charset = codec
                 raw.append((name_b, value_b))
         if not has_type and self.media_type is not None:
-            raw.append(_content_type_header(self.media_type, self.charset))
+            header, codec = _content_type_header(self.media_type, self.charset)
+            if codec is not None:
+                self.charset = codec
+            raw.append(header)
         return raw
 
     @property
@@ -187,7 +218,26 @@ class RedirectResponse(Response):
         self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(None, status_code, headers)
-        self.raw_headers.append((b"Location", url.encode("latin-1")))
+        self.raw_headers.append((b"Location", _uri_reference(url).encode("ascii")))
+
+
+def _uri_reference(url: str) -> str:
+    """``url`` with every character a URI cannot hold percent-encoded as UTF-8 (non-ASCII,
+    controls, space, ``"<>\\^`{|}``, a ``%`` not starting an escape); reserved characters and
+    existing ``%XX`` escapes are kept (RFC 3986 section 2)."""
+    if not isinstance(url, str):
+        raise TypeError("the redirect URL must be a str, got %s" % type(url).__name__)
+    if _NOT_URI.search(url) is None:
+        return url
+    return _NOT_URI.sub(_percent_encode, url)
+
+
+def _percent_encode(match: Any) -> str:
+    # surrogateescape: a str from os.fsdecode() gets the bytes of the original name back
+    return "".join("%%%02X" % b for b in match.group().encode("utf-8", "surrogateescape"))
+
+
+_NOT_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+|%(?![0-9A-Fa-f]{2})")
 
 
 class StreamingResponse(Response):

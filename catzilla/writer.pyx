@@ -97,6 +97,9 @@ cdef enum:
 
 cdef extern from *:
     """
+    #include <stdint.h>
+    #include <string.h>
+
     /* RFC 9110 token characters, for header names. */
     static int catzilla_is_tchar(unsigned char c) {
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
@@ -117,6 +120,28 @@ cdef extern from *:
         }
         return lower[n] == 0;
     }
+    /* The index of the first byte RFC 9110 section 5.5 forbids in a field value (a control
+       other than HTAB: 0x00-0x08, 0x0a-0x1f, 0x7f), or -1. Eight bytes per step: a word is
+       looked at byte by byte only when it holds a byte below 0x20 or a 0x7f. */
+    static Py_ssize_t catzilla_bad_value_byte(const char* p, Py_ssize_t n) {
+        const unsigned char* s = (const unsigned char*)p;
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        Py_ssize_t i = 0, j;
+        uint64_t x, y;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&x, s + i, 8);
+            y = x ^ (ones * 0x7f);
+            if ((((x - ones * 0x20) & ~x) | ((y - ones) & ~y)) & highs) {
+                for (j = i; j < i + 8; j++) {
+                    if ((s[j] < 32 && s[j] != 9) || s[j] == 127) return j;
+                }
+            }
+        }
+        for (; i < n; i++) {
+            if ((s[i] < 32 && s[i] != 9) || s[i] == 127) return i;
+        }
+        return -1;
+    }
     static int catzilla_contains_close(const char* a, Py_ssize_t n) {
         Py_ssize_t i;
         for (i = 0; i + 5 <= n; i++) {
@@ -128,6 +153,7 @@ cdef extern from *:
     int catzilla_is_tchar(unsigned char c) nogil
     int catzilla_lower_eq(const char* a, Py_ssize_t n, const char* lower) nogil
     int catzilla_contains_close(const char* a, Py_ssize_t n) nogil
+    Py_ssize_t catzilla_bad_value_byte(const char* p, Py_ssize_t n) nogil
 
 
 cdef inline int _check_header(bytes name, bytes value) except -1:
@@ -141,11 +167,14 @@ cdef inline int _check_header(bytes name, bytes value) except -1:
         if not catzilla_is_tchar(<unsigned char>p[i]):
             raise ValueError("invalid character in response header name %r" % name)
     p = PyBytes_AS_STRING(value)
-    n = PyBytes_GET_SIZE(value)
-    for i in range(n):
+    # RFC 9110 section 5.5: VCHAR, obs-text, SP and HTAB only; no other control byte
+    i = catzilla_bad_value_byte(p, PyBytes_GET_SIZE(value))
+    if i >= 0:
         c = <unsigned char>p[i]
         if c == 13 or c == 10 or c == 0:
             raise ValueError("CR, LF or NUL in the value of response header %r" % name)
+        raise ValueError("control character 0x%02x in the value of response header %r"
+                         % (c, name))
     return 0
 
 
