@@ -136,6 +136,7 @@ cdef class Connection:
     # the request being parsed
     cdef Request cur
     cdef list cur_headers
+    cdef list cur_trailers       # a chunked body's trailer fields, kept apart from the headers
     cdef list cur_url_parts
     cdef list cur_body
     cdef Py_ssize_t cur_body_size
@@ -197,6 +198,7 @@ cdef class Request:
     cdef readonly bytes raw_path
     cdef readonly bytes query_string
     cdef readonly list raw_headers
+    cdef readonly list raw_trailers
     cdef readonly str http_version
     cdef readonly bint keep_alive
     cdef public dict path_params

@@ -348,6 +348,7 @@ cdef class Connection:
         self.cur = Request.__new__(Request)
         self.cur.conn = self
         self.cur_headers = []
+        self.cur_trailers = None
         self.cur_url_parts = []
         self.cur_body = None
         self.cur_body_size = 0
@@ -364,6 +365,13 @@ cdef class Connection:
 
     def on_header(self, bytes name, bytes value):
         cdef Py_ssize_t nl = len(name)
+        if self.headers_done:
+            # A trailer field (after a chunked body): never merged into the headers, where it
+            # would override what a proxy checked (RFC 9112 7.1.2), and has no framing meaning.
+            if self.cur_trailers is None:
+                self.cur_trailers = []
+            self.cur_trailers.append((name, value))
+            return
         self.cur_header_bytes += nl + len(value) + 4
         if self.cur_header_bytes > self.server.max_header_size:
             self._abort(431, None)
@@ -437,6 +445,8 @@ cdef class Connection:
         else:
             req._body = b"".join(self.cur_body)
         self.cur_body = None
+        req.raw_trailers = self.cur_trailers
+        self.cur_trailers = None
         self._take_request(req)
         if self.lingering or self.closed:
             self._stop_parsing()
@@ -972,6 +982,11 @@ cdef class Request:
         if self._headers is None:
             self._headers = _ds.Headers(self.raw_headers)
         return self._headers
+
+    @property
+    def trailers(self):
+        """The trailer fields that followed a chunked body (empty for most requests)."""
+        return _ds.Headers(self.raw_trailers or [])
 
     @property
     def query_params(self):
