@@ -141,6 +141,7 @@ cdef class Connection:
     cdef list cur_body
     cdef Py_ssize_t cur_body_size
     cdef Py_ssize_t cur_header_bytes
+    cdef Py_ssize_t tail_bytes   # bytes read since the last body byte of a chunked body
     cdef Py_ssize_t expect_length
     cdef bint in_message
     cdef bint headers_done

@@ -307,6 +307,8 @@ cdef class Connection:
     cdef void _feed_parser(self, const char* data, Py_ssize_t n):
         cdef bint was_in_headers = self.in_message and not self.headers_done
         cdef Request started_with = self.cur
+        cdef bint was_in_body = self.in_message and self.headers_done
+        cdef Py_ssize_t body_before = self.cur_body_size
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
         try:
             self.parser.feed_data(mv)
@@ -337,6 +339,15 @@ cdef class Connection:
                 self.cur_header_bytes += n
             if self.cur_header_bytes > self.server.max_header_size:
                 self._reject(431, None)
+        elif was_in_body and self.in_message and self.cur is started_with and not self.closed:
+            # A read without body bytes is chunk framing or trailer, which httptools buffers
+            # (re-joining a growing field on every read): bound it like a head.
+            if self.cur_body_size != body_before:
+                self.tail_bytes = 0
+            else:
+                self.tail_bytes += n
+                if self.tail_bytes > self.server.max_header_size:
+                    self._reject(431, None)
 
     # httptools callbacks (called inside feed_data) ------------------------------------------
 
@@ -353,6 +364,7 @@ cdef class Connection:
         self.cur_body = None
         self.cur_body_size = 0
         self.cur_header_bytes = 0
+        self.tail_bytes = 0
         self.expect_length = -1
         self.expect_continue = False
         self.message_started = uv.uv_now(self.server.uvloop)
@@ -370,6 +382,10 @@ cdef class Connection:
             # would override what a proxy checked (RFC 9112 7.1.2), and has no framing meaning.
             if self.cur_trailers is None:
                 self.cur_trailers = []
+            self.cur_header_bytes += nl + len(value) + 4   # the trailer section's own size
+            if (self.cur_header_bytes > self.server.max_header_size
+                    or len(self.cur_trailers) >= self.server.max_headers):
+                self._abort(431, None)
             self.cur_trailers.append((name, value))
             return
         self.cur_header_bytes += nl + len(value) + 4
@@ -396,6 +412,7 @@ cdef class Connection:
         cdef Py_ssize_t q
         cdef str method = _METHODS.get(method_b)
         self.headers_done = True
+        self.cur_header_bytes = 0   # from here on it counts the trailer section
         if method is None:
             method = method_b.decode("latin-1")
             if method not in self.server.app_methods:

@@ -86,3 +86,61 @@ def test_a_trailer_expect_field_does_not_turn_the_request_into_417(port):
     out = exchange(port, b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                          b"1\r\na\r\n0\r\nExpect: foo\r\n\r\n")
     assert status_of(out) == 200
+
+
+def _send_until_answered(port: int, first: bytes, more: bytes, limit: int) -> bytes:
+    """Send first, then more again and again (up to limit bytes) until the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(first)
+        sock.setblocking(False)
+        sent = 0
+        out = b""
+        while sent < limit:
+            try:
+                sent += sock.send(more)
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            try:
+                out = sock.recv(65536)
+                break
+            except BlockingIOError:
+                pass
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass
+    return out
+
+
+_CHUNKED_HEAD = b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_an_endless_trailer_field_gets_431_as_it_arrives(port):
+    out = _send_until_answered(port, _CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Flood: ",
+                               b"a" * 16384, 8 << 20)
+    assert status_of(out) == 431
+    assert b"\r\nConnection: close\r\n" in out
+
+
+def test_a_complete_trailer_over_the_head_limit_gets_431(port):
+    out = exchange(port, _CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Big: " + b"v" * 40000 + b"\r\n\r\n")
+    assert status_of(out) == 431
+
+
+def test_too_many_trailer_fields_get_431(port):
+    fields = b"".join(b"X-%d: 1\r\n" % i for i in range(150))
+    out = exchange(port, _CHUNKED_HEAD + b"3\r\nabc\r\n0\r\n" + fields + b"\r\n")
+    assert status_of(out) == 431
+
+
+def test_many_tiny_chunks_with_a_trailer_in_one_write_are_fine(port):
+    # lots of chunk framing in a read is not mistaken for an oversized trailer
+    chunks = b"1\r\nz\r\n" * 20000
+    out = exchange(port, _CHUNKED_HEAD + chunks + b"0\r\nX-T: 1\r\n\r\n")
+    assert status_of(out) == 200
+    got = body_of(out)
+    assert got["body"] == "z" * 20000 and got["trailers"] == [["x-t", "1"]]
