@@ -143,6 +143,7 @@ cdef class Connection:
     cdef Py_ssize_t cur_header_bytes
     cdef Py_ssize_t tail_bytes   # bytes read since the last body byte of a chunked body
     cdef Py_ssize_t expect_length
+    cdef bytes cur_te            # the Transfer-Encoding codings, all field lines joined
     cdef bint in_message
     cdef bint headers_done
     cdef bint expect_continue

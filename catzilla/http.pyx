@@ -366,6 +366,7 @@ cdef class Connection:
         self.cur_header_bytes = 0
         self.tail_bytes = 0
         self.expect_length = -1
+        self.cur_te = None
         self.expect_continue = False
         self.message_started = uv.uv_now(self.server.uvloop)
 
@@ -398,6 +399,8 @@ cdef class Connection:
                 self.expect_length = int(value)
             except ValueError:
                 self._abort(400, "Invalid Content-Length")
+        elif nl == 17 and name.lower() == b"transfer-encoding":
+            self.cur_te = value if self.cur_te is None else self.cur_te + b"," + value
         elif nl == 6 and name.lower() == b"expect":
             if value.lower() == b"100-continue":
                 self.expect_continue = True
@@ -434,6 +437,9 @@ cdef class Connection:
         req.method = method
         req.raw_headers = self.cur_headers
         req.http_version = self.parser.get_http_version()
+        if self.cur_te is not None and req.http_version == "1.0":
+            # RFC 9112 6.1: the framing is faulty (an HTTP/1.0 hop may ignore TE).
+            self._abort(400, "Transfer-Encoding in an HTTP/1.0 request")
         req.keep_alive = self.parser.should_keep_alive()
         if not req.keep_alive:
             self.close_after_response = True   # llhttp takes nothing after it either

@@ -144,3 +144,16 @@ def test_many_tiny_chunks_with_a_trailer_in_one_write_are_fine(port):
     assert status_of(out) == 200
     got = body_of(out)
     assert got["body"] == "z" * 20000 and got["trailers"] == [["x-t", "1"]]
+
+
+# -- Transfer-Encoding ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("head", [
+    b"POST /t HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"POST /t HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+])
+def test_transfer_encoding_in_http10_gets_400_and_close(port, head):
+    out = exchange(port, head + b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.0\r\n\r\n")
+    assert status_of(out) == 400
+    assert b"\r\nConnection: close\r\n" in out
+    assert out.count(b"HTTP/1.1 ") == 1   # nothing after it is answered
