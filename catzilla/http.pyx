@@ -440,6 +440,9 @@ cdef class Connection:
         if self.cur_te is not None and req.http_version == "1.0":
             # RFC 9112 6.1: the framing is faulty (an HTTP/1.0 hop may ignore TE).
             self._abort(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if self.cur_te is not None and _unknown_coding_before_chunked(self.cur_te):
+            # llhttp decodes only the final chunked; the handler would get still-coded bytes
+            self._abort(501, "Unsupported transfer coding")
         req.keep_alive = self.parser.should_keep_alive()
         if not req.keep_alive:
             self.close_after_response = True   # llhttp takes nothing after it either
@@ -975,6 +978,24 @@ cdef int _invalid_method_status(const char* data, Py_ssize_t n):
     if not (48 <= data[i + 8] <= 57):
         return 400
     return 501
+
+
+cdef bint _unknown_coding_before_chunked(bytes te):
+    """True for e.g. 'gzip, chunked' (RFC 9112 6.1: 501). Without a final chunked the
+    request is left to llhttp, which answers 400 (its length cannot be known)."""
+    cdef list codings = []
+    cdef bytes item
+    for item in te.split(b","):
+        item = item.strip().lower()
+        if item:
+            codings.append(item)
+    cdef Py_ssize_t i, last = len(codings) - 1   # (no negative indexes: wraparound is off)
+    if last < 1 or codings[last] != b"chunked":
+        return False
+    for i in range(last):
+        if codings[i] != b"chunked":
+            return True
+    return False
 
 
 cdef bytes _origin_form(str method, bytes target):

@@ -157,3 +157,19 @@ def test_transfer_encoding_in_http10_gets_400_and_close(port, head):
     assert status_of(out) == 400
     assert b"\r\nConnection: close\r\n" in out
     assert out.count(b"HTTP/1.1 ") == 1   # nothing after it is answered
+
+
+@pytest.mark.parametrize("te", [b"gzip, chunked", b"deflate,chunked",
+                                b"gzip\r\nTransfer-Encoding: chunked"])
+def test_a_coding_before_chunked_gets_501_and_close(port, te):
+    out = exchange(port, b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + te
+                         + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert status_of(out) == 501
+    assert b"\r\nConnection: close\r\n" in out
+
+
+@pytest.mark.parametrize("te", [b"gzip", b"chunked, gzip"])
+def test_chunked_not_final_stays_400(port, te):
+    out = exchange(port, b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + te
+                         + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert status_of(out) == 400
