@@ -157,6 +157,8 @@ cdef class Connection:
     cdef int _start(self) except -1:
         cdef int err
         self.parser = _HttpRequestParser(self)
+        # any HTTP/d.d reaches on_headers_complete, which answers 505 or reads 1.x as 1.1
+        self.parser.set_dangerous_leniencies(lenient_version=True)
         self.last_activity = uv.uv_now(self.server.uvloop)
         err = uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
         if err < 0:
@@ -414,8 +416,13 @@ cdef class Connection:
         cdef bytes target
         cdef Py_ssize_t q
         cdef str method = _METHODS.get(method_b)
+        cdef str version = self.parser.get_http_version()
         self.headers_done = True
         self.cur_header_bytes = 0   # from here on it counts the trailer section
+        if version != "1.1" and version != "1.0":
+            if version[0] != "1":
+                self._abort(505, None)   # HTTP/0.9 with a head, HTTP/2.0 and up (RFC 9110 15.6.6)
+            version = "1.1"   # 1.2 to 1.9 read as the highest 1.x we implement (RFC 9110 2.5)
         if method is None:
             method = method_b.decode("latin-1")
             if method not in self.server.app_methods:
@@ -436,7 +443,7 @@ cdef class Connection:
             req.query_string = b""
         req.method = method
         req.raw_headers = self.cur_headers
-        req.http_version = self.parser.get_http_version()
+        req.http_version = version
         if self.cur_te is not None and req.http_version == "1.0":
             # RFC 9112 6.1: the framing is faulty (an HTTP/1.0 hop may ignore TE).
             self._abort(400, "Transfer-Encoding in an HTTP/1.0 request")

@@ -173,3 +173,29 @@ def test_chunked_not_final_stays_400(port, te):
     out = exchange(port, b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + te
                          + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
     assert status_of(out) == 400
+
+
+# -- HTTP versions ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/3.0", b"HTTP/9.9", b"HTTP/0.9"])
+def test_other_major_versions_get_505_and_close(port, version):
+    out = exchange(port, b"GET / " + version + b"\r\nHost: t\r\n\r\n"
+                         b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status_of(out) == 505
+    assert b"\r\nConnection: close\r\n" in out and out.count(b"HTTP/1.1 ") == 1
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.2", b"HTTP/1.9"])
+def test_higher_minor_versions_are_served_as_http11(port, version):
+    # keep-alive as in 1.1: both requests are answered on one connection
+    out = exchange(port, b"GET /a " + version + b"\r\nHost: t\r\n\r\n"
+                         b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status_of(out) == 200
+    first, second = out.split(b"HTTP/1.1 200 ")[1:]
+    assert b'"version":"1.1"' in first and b'"path":"/a"' in first
+    assert b'"path":"/b"' in second
+
+
+def test_the_http2_preface_still_gets_400(port):
+    out = exchange(port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert status_of(out) == 400
