@@ -433,7 +433,11 @@ cdef class Connection:
             target = b"".join(self.cur_url_parts)
         self.cur_url_parts = None
         if target[:1] != b"/":
+            if method == "CONNECT":
+                self._abort(501, "CONNECT is not supported (this is not a proxy)")
             target = _origin_form(method, target)
+            if target is None:
+                self._abort(400, "Invalid request target")
         q = target.find(b"?")
         if q >= 0:
             req.raw_path = target[:q]
@@ -1006,16 +1010,33 @@ cdef bint _unknown_coding_before_chunked(bytes te):
 
 
 cdef bytes _origin_form(str method, bytes target):
-    """The path?query part of an absolute-form or asterisk-form request target."""
-    cdef Py_ssize_t i
-    if target == b"*" and method == "OPTIONS":
-        return b"*"
-    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
-        i = target.find(b"/", target.find(b"//") + 2)
-        if i < 0:
-            return b"/"
+    """The path?query part of an absolute-form or asterisk-form request target, or None for
+    a target we do not serve (RFC 9112 3.2)."""
+    cdef Py_ssize_t start, i, n = len(target)
+    cdef unsigned char c
+    if target == b"*":
+        return b"*" if method == "OPTIONS" else None
+    if target[:7].lower() == b"http://":
+        start = 7
+    elif target[:8].lower() == b"https://":
+        start = 8
+    else:
+        return None   # another scheme, or an authority form outside CONNECT
+    i = start
+    while i < n:
+        c = target[i]
+        if c == b"/" or c == b"?" or c == b"#":
+            break   # the authority ends here, the path too if it is empty (RFC 3986 3.3)
+        if c == b"@":
+            return None   # userinfo in an http(s) URI (RFC 9110 4.2.4)
+        i += 1
+    if i == start:
+        return None   # no host
+    if i == n:
+        return b"/"
+    if target[i] == 47:   # '/'
         return target[i:]
-    return b"/" + target
+    return b"/" + target[i:]
 
 
 cdef class Request:

@@ -199,3 +199,37 @@ def test_higher_minor_versions_are_served_as_http11(port, version):
 def test_the_http2_preface_still_gets_400(port):
     out = exchange(port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     assert status_of(out) == 400
+
+
+# -- request targets --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target, path, query", [
+    (b"http://h?x=/admin", "/", "x=/admin"),
+    (b"http://h", "/", ""),
+    (b"HTTP://h:80/a/b?c=/d", "/a/b", "c=/d"),
+    (b"https://h/a?x=1", "/a", "x=1"),
+])
+def test_absolute_form_takes_the_path_after_the_authority(port, target, path, query):
+    out = exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert status_of(out) == 200
+    got = body_of(out)
+    assert (got["path"], got["query"]) == (path, query)
+
+
+@pytest.mark.parametrize("request_line, status", [
+    (b"GET * HTTP/1.1", 400),
+    (b"POST * HTTP/1.1", 400),
+    (b"GET ftp://h/x HTTP/1.1", 400),
+    (b"GET http:///x HTTP/1.1", 400),
+    (b"GET http://u@h/x HTTP/1.1", 400),
+    (b"CONNECT example.com:443 HTTP/1.1", 501),
+])
+def test_targets_we_do_not_serve_are_refused(port, request_line, status):
+    out = exchange(port, request_line + b"\r\nHost: example.com:443\r\nContent-Length: 0\r\n\r\n")
+    assert status_of(out) == status
+    assert b"\r\nConnection: close\r\n" in out
+
+
+def test_options_asterisk_is_still_routed(port):
+    out = exchange(port, b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert status_of(out) != 400
