@@ -144,6 +144,7 @@ cdef class Connection:
     cdef Py_ssize_t tail_bytes   # bytes read since the last body byte of a chunked body
     cdef Py_ssize_t expect_length
     cdef bytes cur_te            # the Transfer-Encoding codings, all field lines joined
+    cdef bytes cur_host          # the Host field value, None until one arrives
     cdef bint in_message
     cdef bint headers_done
     cdef bint expect_continue

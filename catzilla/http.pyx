@@ -77,6 +77,8 @@ cdef extern from "<string.h>" nogil:
 # goes through llhttp, which accepts or rejects it as always.
 cdef unsigned char _TARGET_OK[256]
 cdef unsigned char _VALUE_OK[256]
+# reg-name characters of a Host (RFC 3986 3.2.2: unreserved, sub-delims; '%' is checked apart)
+cdef unsigned char _HOST_OK[256]
 
 
 cdef void _init_fast_tables():
@@ -85,9 +87,51 @@ cdef void _init_fast_tables():
         _TARGET_OK[c] = (b'a' <= c <= b'z' or b'A' <= c <= b'Z' or b'0' <= c <= b'9'
                          or c in b"-._~!$&'()*+,;=:@/?%")
         _VALUE_OK[c] = 0x20 <= c <= 0x7e or c == 9
+        _HOST_OK[c] = (b'a' <= c <= b'z' or b'A' <= c <= b'Z' or b'0' <= c <= b'9'
+                       or c in b"-._~!$&'()*+,;=")
 
 
 _init_fast_tables()
+
+
+cdef inline bint _is_hex(unsigned char c) noexcept nogil:
+    return b'0' <= c <= b'9' or b'a' <= c <= b'f' or b'A' <= c <= b'F'
+
+
+cdef bint _valid_host(const char* p, Py_ssize_t n) noexcept nogil:
+    """A Host value: uri-host [":" port] (RFC 9112 3.2, RFC 3986 3.2.2), or empty."""
+    cdef Py_ssize_t i = 0
+    cdef unsigned char c
+    if n > 0 and p[0] == b'[':
+        # IP-literal: IPv6 (with an RFC 6874 zone) or IPvFuture, loosely
+        i = 1
+        while i < n and p[i] != b']':
+            c = p[i]
+            if not (_HOST_OK[c] or c == b':' or c == b'%'):
+                return False
+            i += 1
+        if i == n or i == 1:
+            return False
+        i += 1
+    else:
+        while i < n and p[i] != b':':
+            c = p[i]
+            if c == b'%':
+                if i + 2 >= n or not _is_hex(p[i + 1]) or not _is_hex(p[i + 2]):
+                    return False
+                i += 2
+            elif not _HOST_OK[c]:
+                return False
+            i += 1
+    if i < n:
+        if p[i] != b':':
+            return False
+        i += 1
+        while i < n:
+            if not (b'0' <= p[i] <= b'9'):
+                return False
+            i += 1
+    return True
 
 
 cdef dict _METHODS = {m.encode(): m for m in (
@@ -218,6 +262,7 @@ cdef class Connection:
         cdef const char* mark
         cdef Py_ssize_t tlen, nlen, vlen, size
         cdef bint keep = True
+        cdef bint host = False
         cdef str method
         cdef list headers
         cdef Request req
@@ -266,6 +311,10 @@ cdef class Connection:
                     keep = False
                 elif not catzilla_lower_eq(v0, vlen, "keep-alive"):
                     return -1
+            elif nlen == 4 and catzilla_lower_eq(n0, 4, "host"):
+                if host or not _valid_host(v0, vlen):
+                    return -1   # llhttp's path answers 400
+                host = True
             elif ((nlen == 14 and catzilla_lower_eq(n0, 14, "content-length"))
                     or (nlen == 17 and catzilla_lower_eq(n0, 17, "transfer-encoding"))
                     or (nlen == 6 and catzilla_lower_eq(n0, 6, "expect"))
@@ -276,7 +325,7 @@ cdef class Connection:
                 return -1
             headers.append((PyBytes_FromStringAndSize(n0, nlen),
                             PyBytes_FromStringAndSize(v0, vlen)))
-        if q != end + 2:
+        if q != end + 2 or not host:
             return -1
         req = Request.__new__(Request)
         req.conn = self
@@ -369,6 +418,7 @@ cdef class Connection:
         self.tail_bytes = 0
         self.expect_length = -1
         self.cur_te = None
+        self.cur_host = None
         self.expect_continue = False
         self.message_started = uv.uv_now(self.server.uvloop)
 
@@ -401,6 +451,13 @@ cdef class Connection:
                 self.expect_length = int(value)
             except ValueError:
                 self._abort(400, "Invalid Content-Length")
+        elif nl == 4 and name.lower() == b"host":
+            # RFC 9112 3.2: one valid Host, else 400
+            if self.cur_host is not None:
+                self._abort(400, "More than one Host header")
+            if not _valid_host(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)):
+                self._abort(400, "Invalid Host header")
+            self.cur_host = value
         elif nl == 17 and name.lower() == b"transfer-encoding":
             self.cur_te = value if self.cur_te is None else self.cur_te + b"," + value
         elif nl == 6 and name.lower() == b"expect":
@@ -423,6 +480,8 @@ cdef class Connection:
             if version[0] != "1":
                 self._abort(505, None)   # HTTP/0.9 with a head, HTTP/2.0 and up (RFC 9110 15.6.6)
             version = "1.1"   # 1.2 to 1.9 read as the highest 1.x we implement (RFC 9110 2.5)
+        if self.cur_host is None and version == "1.1":
+            self._abort(400, "Missing Host header")
         if method is None:
             method = method_b.decode("latin-1")
             if method not in self.server.app_methods:

@@ -233,3 +233,47 @@ def test_targets_we_do_not_serve_are_refused(port, request_line, status):
 def test_options_asterisk_is_still_routed(port):
     out = exchange(port, b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
     assert status_of(out) != 400
+
+
+# -- Host -------------------------------------------------------------------------------------
+
+_HOST_CASES = [
+    # (the head's header lines, status); the same with a non-ASCII header goes through llhttp
+    (b"", 400),
+    (b"Host: a.example\r\nHost: b.example\r\n", 400),
+    (b"Host: a.example\r\nHost: a.example\r\n", 400),
+    (b"Host: a b/c@d\r\n", 400),
+    (b"Host: a.example/x\r\n", 400),
+    (b"Host: u@a.example\r\n", 400),
+    (b"Host: a.example:80x\r\n", 400),
+    (b"Host: [::1\r\n", 400),
+    (b"Host: %zz\r\n", 400),
+    (b"Host: a.example\r\n", 200),
+    (b"Host: a.example:8080\r\n", 200),
+    (b"Host: 127.0.0.1:1\r\n", 200),
+    (b"Host: [::1]:8080\r\n", 200),
+    (b"Host: [fe80::1%25eth0]\r\n", 200),
+    (b"Host: caf%C3%A9.example\r\n", 200),
+    (b"Host: a.example:\r\n", 200),
+    (b"Host:\r\n", 200),   # empty: allowed when the target has no authority
+]
+
+
+@pytest.mark.parametrize("lines, status", _HOST_CASES)
+@pytest.mark.parametrize("extra", [b"", b"X-Latin: caf\xe9\r\n"], ids=["fast", "llhttp"])
+def test_http11_host_must_be_one_valid_field(port, lines, status, extra):
+    out = exchange(port, b"GET / HTTP/1.1\r\n" + lines + extra + b"\r\n")
+    assert status_of(out) == status, out[:200]
+    if status == 400:
+        assert b"\r\nConnection: close\r\n" in out
+
+
+def test_http10_without_host_is_served(port):
+    out = exchange(port, b"GET / HTTP/1.0\r\n\r\n")
+    assert status_of(out) == 200
+
+
+@pytest.mark.parametrize("lines", [b"Host: a\r\nHost: b\r\n", b"Host: a b\r\n"])
+def test_http10_with_a_bad_host_gets_400(port, lines):
+    out = exchange(port, b"GET / HTTP/1.0\r\n" + lines + b"\r\n")
+    assert status_of(out) == 400
