@@ -1055,11 +1055,12 @@ cdef bint _unknown_coding_before_chunked(bytes te):
     request is left to llhttp, which answers 400 (its length cannot be known)."""
     cdef list codings = []
     cdef bytes item
+    cdef Py_ssize_t i, last
     for item in te.split(b","):
         item = item.strip().lower()
         if item:
             codings.append(item)
-    cdef Py_ssize_t i, last = len(codings) - 1   # (no negative indexes: wraparound is off)
+    last = len(codings) - 1   # (no negative indexes: wraparound is off)
     if last < 1 or codings[last] != b"chunked":
         return False
     for i in range(last):
