@@ -137,11 +137,15 @@ cdef class Connection:
     # the request being parsed
     cdef Request cur
     cdef list cur_headers
+    cdef list cur_trailers       # a chunked body's trailer fields, kept apart from the headers
     cdef list cur_url_parts
     cdef list cur_body
     cdef Py_ssize_t cur_body_size
     cdef Py_ssize_t cur_header_bytes
+    cdef Py_ssize_t tail_bytes   # bytes read since the last body byte of a chunked body
     cdef Py_ssize_t expect_length
+    cdef bytes cur_te            # the Transfer-Encoding codings, all field lines joined
+    cdef bytes cur_host          # the Host field value, None until one arrives
     cdef bint in_message
     cdef bint headers_done
     cdef bint expect_continue
@@ -206,6 +210,7 @@ cdef class Request:
     cdef readonly bytes raw_path
     cdef readonly bytes query_string
     cdef readonly list raw_headers
+    cdef readonly list raw_trailers
     cdef readonly str http_version
     cdef readonly bint keep_alive
     cdef public dict path_params

@@ -18,6 +18,7 @@ class Request:
     raw_path: bytes
     query_string: bytes
     raw_headers: list[tuple[bytes, bytes]]
+    raw_trailers: list[tuple[bytes, bytes]] | None
     http_version: str
     keep_alive: bool
     path_params: dict[str, Any]
@@ -25,6 +26,8 @@ class Request:
     def path(self) -> str: ...
     @property
     def headers(self) -> Headers: ...
+    @property
+    def trailers(self) -> Headers: ...
     @property
     def query_params(self) -> QueryParams: ...
     @property

@@ -80,6 +80,8 @@ cdef extern from "<string.h>" nogil:
 # goes through llhttp, which accepts or rejects it as always.
 cdef unsigned char _TARGET_OK[256]
 cdef unsigned char _VALUE_OK[256]
+# reg-name characters of a Host (RFC 3986 3.2.2: unreserved, sub-delims; '%' is checked apart)
+cdef unsigned char _HOST_OK[256]
 
 
 cdef void _init_fast_tables():
@@ -88,9 +90,51 @@ cdef void _init_fast_tables():
         _TARGET_OK[c] = (b'a' <= c <= b'z' or b'A' <= c <= b'Z' or b'0' <= c <= b'9'
                          or c in b"-._~!$&'()*+,;=:@/?%")
         _VALUE_OK[c] = 0x20 <= c <= 0x7e or c == 9
+        _HOST_OK[c] = (b'a' <= c <= b'z' or b'A' <= c <= b'Z' or b'0' <= c <= b'9'
+                       or c in b"-._~!$&'()*+,;=")
 
 
 _init_fast_tables()
+
+
+cdef inline bint _is_hex(unsigned char c) noexcept nogil:
+    return b'0' <= c <= b'9' or b'a' <= c <= b'f' or b'A' <= c <= b'F'
+
+
+cdef bint _valid_host(const char* p, Py_ssize_t n) noexcept nogil:
+    """A Host value: uri-host [":" port] (RFC 9112 3.2, RFC 3986 3.2.2), or empty."""
+    cdef Py_ssize_t i = 0
+    cdef unsigned char c
+    if n > 0 and p[0] == b'[':
+        # IP-literal: IPv6 (with an RFC 6874 zone) or IPvFuture, loosely
+        i = 1
+        while i < n and p[i] != b']':
+            c = p[i]
+            if not (_HOST_OK[c] or c == b':' or c == b'%'):
+                return False
+            i += 1
+        if i == n or i == 1:
+            return False
+        i += 1
+    else:
+        while i < n and p[i] != b':':
+            c = p[i]
+            if c == b'%':
+                if i + 2 >= n or not _is_hex(p[i + 1]) or not _is_hex(p[i + 2]):
+                    return False
+                i += 2
+            elif not _HOST_OK[c]:
+                return False
+            i += 1
+    if i < n:
+        if p[i] != b':':
+            return False
+        i += 1
+        while i < n:
+            if not (b'0' <= p[i] <= b'9'):
+                return False
+            i += 1
+    return True
 
 
 cdef dict _METHODS = {m.encode(): m for m in (
@@ -164,6 +208,8 @@ cdef class Connection:
     cdef int _start(self) except -1:
         cdef int err
         self.parser = _HttpRequestParser(self)
+        # any HTTP/d.d reaches on_headers_complete, which answers 505 or reads 1.x as 1.1
+        self.parser.set_dangerous_leniencies(lenient_version=True)
         self.last_activity = uv.uv_now(self.server.uvloop)
         self.idle_since = self.last_activity
         err = uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
@@ -228,6 +274,7 @@ cdef class Connection:
         cdef const char* mark
         cdef Py_ssize_t tlen, nlen, vlen, size
         cdef bint keep = True
+        cdef bint host = False
         cdef str method
         cdef list headers
         cdef Request req
@@ -276,6 +323,10 @@ cdef class Connection:
                     keep = False
                 elif not catzilla_lower_eq(v0, vlen, "keep-alive"):
                     return -1
+            elif nlen == 4 and catzilla_lower_eq(n0, 4, "host"):
+                if host or not _valid_host(v0, vlen):
+                    return -1   # llhttp's path answers 400
+                host = True
             elif ((nlen == 14 and catzilla_lower_eq(n0, 14, "content-length"))
                     or (nlen == 17 and catzilla_lower_eq(n0, 17, "transfer-encoding"))
                     or (nlen == 6 and catzilla_lower_eq(n0, 6, "expect"))
@@ -286,7 +337,7 @@ cdef class Connection:
                 return -1
             headers.append((PyBytes_FromStringAndSize(n0, nlen),
                             PyBytes_FromStringAndSize(v0, vlen)))
-        if q != end + 2:
+        if q != end + 2 or not host:
             return -1
         req = Request.__new__(Request)
         req.conn = self
@@ -322,6 +373,8 @@ cdef class Connection:
         cdef Py_ssize_t used
         cdef bint was_in_headers = self.in_message and not self.headers_done
         cdef Request started_with = self.cur
+        cdef bint was_in_body = self.in_message and self.headers_done
+        cdef Py_ssize_t body_before = self.cur_body_size
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
         try:
             self.parser.feed_data(mv)
@@ -360,6 +413,15 @@ cdef class Connection:
                 self.cur_header_bytes += n
             if self.cur_header_bytes > self.server.max_header_size:
                 self._reject(431, None)
+        elif was_in_body and self.in_message and self.cur is started_with and not self.closed:
+            # A read without body bytes is chunk framing or trailer, which httptools buffers
+            # (re-joining a growing field on every read): bound it like a head.
+            if self.cur_body_size != body_before:
+                self.tail_bytes = 0
+            else:
+                self.tail_bytes += n
+                if self.tail_bytes > self.server.max_header_size:
+                    self._reject(431, None)
 
     # httptools callbacks (called inside feed_data) ------------------------------------------
 
@@ -371,11 +433,15 @@ cdef class Connection:
         self.cur = Request.__new__(Request)
         self.cur.conn = self
         self.cur_headers = []
+        self.cur_trailers = None
         self.cur_url_parts = []
         self.cur_body = None
         self.cur_body_size = 0
         self.cur_header_bytes = 0
+        self.tail_bytes = 0
         self.expect_length = -1
+        self.cur_te = None
+        self.cur_host = None
         self.expect_continue = False
         self.message_started = uv.uv_now(self.server.uvloop)
 
@@ -387,6 +453,17 @@ cdef class Connection:
 
     def on_header(self, bytes name, bytes value):
         cdef Py_ssize_t nl = len(name)
+        if self.headers_done:
+            # A trailer field (after a chunked body): never merged into the headers, where it
+            # would override what a proxy checked (RFC 9112 7.1.2), and has no framing meaning.
+            if self.cur_trailers is None:
+                self.cur_trailers = []
+            self.cur_header_bytes += nl + len(value) + 4   # the trailer section's own size
+            if (self.cur_header_bytes > self.server.max_header_size
+                    or len(self.cur_trailers) >= self.server.max_headers):
+                self._abort(431, None)
+            self.cur_trailers.append((name, value))
+            return
         self.cur_header_bytes += nl + len(value) + 4
         if self.cur_header_bytes > self.server.max_header_size:
             self._abort(431, None)
@@ -397,6 +474,15 @@ cdef class Connection:
                 self.expect_length = int(value)
             except ValueError:
                 self._abort(400, "Invalid Content-Length")
+        elif nl == 4 and name.lower() == b"host":
+            # RFC 9112 3.2: one valid Host, else 400
+            if self.cur_host is not None:
+                self._abort(400, "More than one Host header")
+            if not _valid_host(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)):
+                self._abort(400, "Invalid Host header")
+            self.cur_host = value
+        elif nl == 17 and name.lower() == b"transfer-encoding":
+            self.cur_te = value if self.cur_te is None else self.cur_te + b"," + value
         elif nl == 6 and name.lower() == b"expect":
             if value.lower() == b"100-continue":
                 self.expect_continue = True
@@ -410,7 +496,15 @@ cdef class Connection:
         cdef bytes target
         cdef Py_ssize_t q
         cdef str method = _METHODS.get(method_b)
+        cdef str version = self.parser.get_http_version()
         self.headers_done = True
+        self.cur_header_bytes = 0   # from here on it counts the trailer section
+        if version != "1.1" and version != "1.0":
+            if version[0] != "1":
+                self._abort(505, None)   # HTTP/0.9 with a head, HTTP/2.0 and up (RFC 9110 15.6.6)
+            version = "1.1"   # 1.2 to 1.9 read as the highest 1.x we implement (RFC 9110 2.5)
+        if self.cur_host is None and version == "1.1":
+            self._abort(400, "Missing Host header")
         if method is None:
             method = method_b.decode("latin-1")
             if method not in self.server.app_methods:
@@ -421,7 +515,11 @@ cdef class Connection:
             target = b"".join(self.cur_url_parts)
         self.cur_url_parts = None
         if target[:1] != b"/":
+            if method == "CONNECT":
+                self._abort(501, "CONNECT is not supported (this is not a proxy)")
             target = _origin_form(method, target)
+            if target is None:
+                self._abort(400, "Invalid request target")
         q = target.find(b"?")
         if q >= 0:
             req.raw_path = target[:q]
@@ -431,7 +529,13 @@ cdef class Connection:
             req.query_string = b""
         req.method = method
         req.raw_headers = self.cur_headers
-        req.http_version = self.parser.get_http_version()
+        req.http_version = version
+        if self.cur_te is not None and req.http_version == "1.0":
+            # RFC 9112 6.1: the framing is faulty (an HTTP/1.0 hop may ignore TE).
+            self._abort(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if self.cur_te is not None and _unknown_coding_before_chunked(self.cur_te):
+            # llhttp decodes only the final chunked; the handler would get still-coded bytes
+            self._abort(501, "Unsupported transfer coding")
         req.keep_alive = self.parser.should_keep_alive()
         if not req.keep_alive:
             self.input_done = True   # llhttp takes nothing after it either
@@ -473,6 +577,8 @@ cdef class Connection:
         else:
             req._body = b"".join(self.cur_body)
         self.cur_body = None
+        req.raw_trailers = self.cur_trailers
+        self.cur_trailers = None
         self._take_request(req)
         if self.lingering or self.closed:
             self._stop_parsing()
@@ -1062,17 +1168,53 @@ cdef int _invalid_method_status(const char* data, Py_ssize_t n):
     return 501
 
 
+cdef bint _unknown_coding_before_chunked(bytes te):
+    """True for e.g. 'gzip, chunked' (RFC 9112 6.1: 501). Without a final chunked the
+    request is left to llhttp, which answers 400 (its length cannot be known)."""
+    cdef list codings = []
+    cdef bytes item
+    cdef Py_ssize_t i, last
+    for item in te.split(b","):
+        item = item.strip().lower()
+        if item:
+            codings.append(item)
+    last = len(codings) - 1   # (no negative indexes: wraparound is off)
+    if last < 1 or codings[last] != b"chunked":
+        return False
+    for i in range(last):
+        if codings[i] != b"chunked":
+            return True
+    return False
+
+
 cdef bytes _origin_form(str method, bytes target):
-    """The path?query part of an absolute-form or asterisk-form request target."""
-    cdef Py_ssize_t i
-    if target == b"*" and method == "OPTIONS":
-        return b"*"
-    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
-        i = target.find(b"/", target.find(b"//") + 2)
-        if i < 0:
-            return b"/"
+    """The path?query part of an absolute-form or asterisk-form request target, or None for
+    a target we do not serve (RFC 9112 3.2)."""
+    cdef Py_ssize_t start, i, n = len(target)
+    cdef unsigned char c
+    if target == b"*":
+        return b"*" if method == "OPTIONS" else None
+    if target[:7].lower() == b"http://":
+        start = 7
+    elif target[:8].lower() == b"https://":
+        start = 8
+    else:
+        return None   # another scheme, or an authority form outside CONNECT
+    i = start
+    while i < n:
+        c = target[i]
+        if c == b"/" or c == b"?" or c == b"#":
+            break   # the authority ends here, the path too if it is empty (RFC 3986 3.3)
+        if c == b"@":
+            return None   # userinfo in an http(s) URI (RFC 9110 4.2.4)
+        i += 1
+    if i == start:
+        return None   # no host
+    if i == n:
+        return b"/"
+    if target[i] == 47:   # '/'
         return target[i:]
-    return b"/" + target
+    return b"/" + target[i:]
 
 
 cdef class Request:
@@ -1090,6 +1232,11 @@ cdef class Request:
         if self._headers is None:
             self._headers = _ds.Headers(self.raw_headers)
         return self._headers
+
+    @property
+    def trailers(self):
+        """The trailer fields that followed a chunked body (empty for most requests)."""
+        return _ds.Headers(self.raw_trailers or [])
 
     @property
     def query_params(self):

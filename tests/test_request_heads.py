@@ -96,7 +96,8 @@ def test_pipelined_fast_and_slow_requests_keep_their_order(servers):
 
 
 def test_nothing_after_a_connection_close_request_is_answered(servers):
-    out = both(servers, b"GET /1 HTTP/1.1\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\n\r\n")
+    out = both(servers, b"GET /1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                        b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
     assert out.count(b"HTTP/1.1 ") == 1 and b'"path":"/1"' in out
     assert b"connection: close" in out.lower()
 
@@ -105,7 +106,7 @@ def test_head_split_across_reads_is_parsed_whole(servers):
     fast_port, _ = servers
     with socket.create_connection(("127.0.0.1", fast_port), timeout=10) as sock:
         sock.sendall(b"GET /split HTTP/1.1\r\nHo")
-        sock.sendall(b"st: t\r\n\r\nGET /next HTTP/1.1\r\n\r\n")
+        sock.sendall(b"st: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
         sock.shutdown(socket.SHUT_WR)
         out = b""
         while chunk := sock.recv(65536):
@@ -118,34 +119,34 @@ def test_head_split_across_reads_is_parsed_whole(servers):
     b"GET /x HTTP/1.1\r\nHost: trailing \r\n\r\n",
     b"GET /x HTTP/1.1\r\nHost:\tt\r\n\r\n",
     b"GET /x HTTP/1.1\r\nHost:t\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nEmpty:\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nBad Name: v\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nEmpty:\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nBad Name: v\r\n\r\n",
     b"GET /x HTTP/1.1\r\nHost : t\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nFold: a\r\n b\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nFold: a\r\n b\r\n\r\n",
     b"GET /x HTTP/1.1\nHost: t\n\n",
     b"GET /x HTTP/1.0\r\n\r\n",
     b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-    b"GET /x HTTP/1.2\r\n\r\n",
-    b"GET /x HTTP/2.0\r\n\r\n",
+    b"GET /x HTTP/1.2\r\nHost: t\r\n\r\n",
+    b"GET /x HTTP/2.0\r\nHost: t\r\n\r\n",
     b"GET /x http/1.1\r\n\r\n",
     b"GET  /x HTTP/1.1\r\n\r\n",
     b"get /x HTTP/1.1\r\n\r\n",
-    b"GET x HTTP/1.1\r\n\r\n",
-    b"GET http://h/abs?q HTTP/1.1\r\n\r\n",
-    b"GET /a#frag HTTP/1.1\r\n\r\n",
-    b"GET /a\x7fb HTTP/1.1\r\n\r\n",
-    b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nX: a\x00b\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nConnection: Close\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nConnection: close, te\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
-    b"GET /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nExpect: something\r\n\r\n",
-    b"\r\nGET /x HTTP/1.1\r\n\r\n",
+    b"GET x HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET http://h/abs?q HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /a#frag HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /a\x7fb HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nX: caf\xc3\xa9\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: Close\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close, te\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nExpect: something\r\n\r\n",
+    b"\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\n",
     b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
     b"GET /x HTTP/1.1\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(101)) + b"\r\n",
     b"GET /x HTTP/1.1\r\nBig: " + b"v" * 33000 + b"\r\n\r\n",
@@ -153,6 +154,43 @@ def test_head_split_across_reads_is_parsed_whole(servers):
 def test_odd_heads_get_the_same_answer(servers, head):
     out = both(servers, head)
     assert out.startswith(b"HTTP/1.")
+
+
+@pytest.mark.parametrize("head, status", [
+    # Host (RFC 9112 3.2): exactly one valid Host in HTTP/1.1
+    (b"GET /x HTTP/1.1\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nX-A: 1\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nhost: a\r\n\r\n", 400),
+    (b"HEAD /x HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: a b/c@d\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: a.example:80x\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: a%2\r\n\r\n", 400),
+    (b"GET /x HTTP/1.0\r\nHost: a b\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHOST: a.example:8080\r\n\r\n", 200),
+    (b"GET /x HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 200),
+    (b"GET /x HTTP/1.1\r\nHost: a.example:\r\n\r\n", 200),
+    (b"GET /x HTTP/1.1\r\nHost:\r\n\r\n", 200),
+    (b"GET /x HTTP/1.0\r\n\r\n", 200),
+    # versions, targets, framing
+    (b"GET /x HTTP/1.2\r\nHost: t\r\n\r\n", 200),
+    (b"GET /x HTTP/1.9\r\nHost: t\r\n\r\n", 200),
+    (b"GET /x HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    (b"GET /x HTTP/3.0\r\nHost: t\r\n\r\n", 505),
+    (b"GET /x HTTP/0.9\r\nHost: t\r\n\r\n", 505),
+    (b"GET http://h?x=/admin HTTP/1.1\r\nHost: h\r\n\r\n", 200),
+    (b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"GET ftp://h/x HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 501),
+    (b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+])
+def test_invalid_heads_get_the_same_status_either_way(servers, head, status):
+    out = both(servers, head)
+    assert out.startswith(b"HTTP/1.1 %d " % status), out[:80]
+    if head.startswith(b"GET http://h?x=/admin"):
+        assert b'"path":"/","query":"x=/admin"' in out
 
 
 _TARGET_CHARS = (b"abcXYZ019-._~!$&'()*+,;=:@/?%" + b"#\"<>\\^`{|}[] \t\x7f\x80\xff")
@@ -175,6 +213,8 @@ def _random_head(rng: random.Random) -> bytes:
         value = rng.choice(_VALUES[:4]) if rng.random() < 0.7 else rng.choice(_VALUES)
         sep = _SEPS[0] if rng.random() < 0.85 else rng.choice(_SEPS)
         lines.append(name + sep + value)
+    if rng.random() < 0.9 and not any(line[:5].lower() == b"host:" for line in lines):
+        lines.insert(1, b"Host: t")   # most have one, as HTTP/1.1 requires
     return eol.join(lines) + eol + eol
 
 

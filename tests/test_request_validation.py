@@ -1,0 +1,279 @@
+"""Request validation over real sockets: trailers, Transfer-Encoding, Host, versions, targets."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from catzilla import Catzilla, JSONResponse
+from catzilla.testing import TestClient
+
+
+def make_app() -> Catzilla:
+    app = Catzilla()
+
+    @app.route("/{rest:path}", methods=["GET", "HEAD", "POST", "OPTIONS"])
+    def echo(request):
+        return JSONResponse({
+            "path": request.raw_path.decode("latin-1"),
+            "query": request.query_string.decode("latin-1"),
+            "version": request.http_version,
+            "user": request.headers.get("x-user"),
+            "hosts": request.headers.getlist("host"),
+            "url": request.url,
+            "trailers": list(getattr(request, "trailers", {}).items()),
+            "body": request.body.decode("latin-1"),
+        })
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def port():
+    with TestClient(make_app()) as client:
+        yield client.port
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    yield   # module-scoped server; TestClient checks its own shutdown
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send data, half-close, and return everything the server sends until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                return out
+            out += chunk
+    return out
+
+
+def status_of(out: bytes) -> int:
+    assert out.startswith(b"HTTP/1.1 "), out[:80]
+    return int(out[9:12])
+
+
+def body_of(out: bytes) -> dict:
+    return json.loads(out.split(b"\r\n\r\n", 1)[1])
+
+
+# -- trailers ---------------------------------------------------------------------------------
+
+def test_trailer_fields_are_not_merged_into_the_headers(port):
+    out = exchange(port, b"POST /who HTTP/1.1\r\nHost: good.example\r\nX-User: alice\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n"
+                         b"3\r\nabc\r\n0\r\nX-User: admin\r\nHost: evil.example\r\n\r\n")
+    assert status_of(out) == 200
+    got = body_of(out)
+    assert got["user"] == "alice"
+    assert got["hosts"] == ["good.example"]
+    assert got["url"] == "http://good.example/who"
+    assert got["body"] == "abc"
+    assert got["trailers"] == [["x-user", "admin"], ["host", "evil.example"]]
+
+
+def test_a_trailer_expect_field_does_not_turn_the_request_into_417(port):
+    out = exchange(port, b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"1\r\na\r\n0\r\nExpect: foo\r\n\r\n")
+    assert status_of(out) == 200
+
+
+def _send_until_answered(port: int, first: bytes, more: bytes, limit: int) -> bytes:
+    """Send first, then more again and again (up to limit bytes) until the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(first)
+        sock.setblocking(False)
+        sent = 0
+        out = b""
+        while sent < limit:
+            try:
+                sent += sock.send(more)
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            try:
+                out = sock.recv(65536)
+                break
+            except BlockingIOError:
+                pass
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass
+    return out
+
+
+_CHUNKED_HEAD = b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_an_endless_trailer_field_gets_431_as_it_arrives(port):
+    out = _send_until_answered(port, _CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Flood: ",
+                               b"a" * 16384, 8 << 20)
+    assert status_of(out) == 431
+    assert b"\r\nConnection: close\r\n" in out
+
+
+def test_a_complete_trailer_over_the_head_limit_gets_431(port):
+    out = exchange(port, _CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Big: " + b"v" * 40000 + b"\r\n\r\n")
+    assert status_of(out) == 431
+
+
+def test_too_many_trailer_fields_get_431(port):
+    fields = b"".join(b"X-%d: 1\r\n" % i for i in range(150))
+    out = exchange(port, _CHUNKED_HEAD + b"3\r\nabc\r\n0\r\n" + fields + b"\r\n")
+    assert status_of(out) == 431
+
+
+def test_many_tiny_chunks_with_a_trailer_in_one_write_are_fine(port):
+    # lots of chunk framing in a read is not mistaken for an oversized trailer
+    chunks = b"1\r\nz\r\n" * 20000
+    out = exchange(port, _CHUNKED_HEAD + chunks + b"0\r\nX-T: 1\r\n\r\n")
+    assert status_of(out) == 200
+    got = body_of(out)
+    assert got["body"] == "z" * 20000 and got["trailers"] == [["x-t", "1"]]
+
+
+# -- Transfer-Encoding ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("head", [
+    b"POST /t HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"POST /t HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+])
+def test_transfer_encoding_in_http10_gets_400_and_close(port, head):
+    out = exchange(port, head + b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.0\r\n\r\n")
+    assert status_of(out) == 400
+    assert b"\r\nConnection: close\r\n" in out
+    assert out.count(b"HTTP/1.1 ") == 1   # nothing after it is answered
+
+
+@pytest.mark.parametrize("te", [b"gzip, chunked", b"deflate,chunked",
+                                b"gzip\r\nTransfer-Encoding: chunked"])
+def test_a_coding_before_chunked_gets_501_and_close(port, te):
+    out = exchange(port, b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + te
+                         + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert status_of(out) == 501
+    assert b"\r\nConnection: close\r\n" in out
+
+
+@pytest.mark.parametrize("te", [b"gzip", b"chunked, gzip"])
+def test_chunked_not_final_stays_400(port, te):
+    out = exchange(port, b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + te
+                         + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert status_of(out) == 400
+
+
+# -- HTTP versions ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/3.0", b"HTTP/9.9", b"HTTP/0.9"])
+def test_other_major_versions_get_505_and_close(port, version):
+    out = exchange(port, b"GET / " + version + b"\r\nHost: t\r\n\r\n"
+                         b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status_of(out) == 505
+    assert b"\r\nConnection: close\r\n" in out and out.count(b"HTTP/1.1 ") == 1
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.2", b"HTTP/1.9"])
+def test_higher_minor_versions_are_served_as_http11(port, version):
+    # keep-alive as in 1.1: both requests are answered on one connection
+    out = exchange(port, b"GET /a " + version + b"\r\nHost: t\r\n\r\n"
+                         b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status_of(out) == 200
+    first, second = out.split(b"HTTP/1.1 200 ")[1:]
+    assert b'"version":"1.1"' in first and b'"path":"/a"' in first
+    assert b'"path":"/b"' in second
+
+
+def test_the_http2_preface_still_gets_400(port):
+    out = exchange(port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert status_of(out) == 400
+
+
+# -- request targets --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target, path, query", [
+    (b"http://h?x=/admin", "/", "x=/admin"),
+    (b"http://h", "/", ""),
+    (b"HTTP://h:80/a/b?c=/d", "/a/b", "c=/d"),
+    (b"https://h/a?x=1", "/a", "x=1"),
+])
+def test_absolute_form_takes_the_path_after_the_authority(port, target, path, query):
+    out = exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert status_of(out) == 200
+    got = body_of(out)
+    assert (got["path"], got["query"]) == (path, query)
+
+
+@pytest.mark.parametrize("request_line, status", [
+    (b"GET * HTTP/1.1", 400),
+    (b"POST * HTTP/1.1", 400),
+    (b"GET ftp://h/x HTTP/1.1", 400),
+    (b"GET http:///x HTTP/1.1", 400),
+    (b"GET http://u@h/x HTTP/1.1", 400),
+    (b"CONNECT example.com:443 HTTP/1.1", 501),
+])
+def test_targets_we_do_not_serve_are_refused(port, request_line, status):
+    out = exchange(port, request_line + b"\r\nHost: example.com:443\r\nContent-Length: 0\r\n\r\n")
+    assert status_of(out) == status
+    assert b"\r\nConnection: close\r\n" in out
+
+
+def test_options_asterisk_is_still_routed(port):
+    out = exchange(port, b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert status_of(out) != 400
+
+
+# -- Host -------------------------------------------------------------------------------------
+
+_HOST_CASES = [
+    # (the head's header lines, status); the same with a non-ASCII header goes through llhttp
+    (b"", 400),
+    (b"Host: a.example\r\nHost: b.example\r\n", 400),
+    (b"Host: a.example\r\nHost: a.example\r\n", 400),
+    (b"Host: a b/c@d\r\n", 400),
+    (b"Host: a.example/x\r\n", 400),
+    (b"Host: u@a.example\r\n", 400),
+    (b"Host: a.example:80x\r\n", 400),
+    (b"Host: [::1\r\n", 400),
+    (b"Host: %zz\r\n", 400),
+    (b"Host: a.example\r\n", 200),
+    (b"Host: a.example:8080\r\n", 200),
+    (b"Host: 127.0.0.1:1\r\n", 200),
+    (b"Host: [::1]:8080\r\n", 200),
+    (b"Host: [fe80::1%25eth0]\r\n", 200),
+    (b"Host: caf%C3%A9.example\r\n", 200),
+    (b"Host: a.example:\r\n", 200),
+    (b"Host:\r\n", 200),   # empty: allowed when the target has no authority
+]
+
+
+@pytest.mark.parametrize("lines, status", _HOST_CASES)
+@pytest.mark.parametrize("extra", [b"", b"X-Latin: caf\xe9\r\n"], ids=["fast", "llhttp"])
+def test_http11_host_must_be_one_valid_field(port, lines, status, extra):
+    out = exchange(port, b"GET / HTTP/1.1\r\n" + lines + extra + b"\r\n")
+    assert status_of(out) == status, out[:200]
+    if status == 400:
+        assert b"\r\nConnection: close\r\n" in out
+
+
+def test_http10_without_host_is_served(port):
+    out = exchange(port, b"GET / HTTP/1.0\r\n\r\n")
+    assert status_of(out) == 200
+
+
+@pytest.mark.parametrize("lines", [b"Host: a\r\nHost: b\r\n", b"Host: a b\r\n"])
+def test_http10_with_a_bad_host_gets_400(port, lines):
+    out = exchange(port, b"GET / HTTP/1.0\r\n" + lines + b"\r\n")
+    assert status_of(out) == 400
