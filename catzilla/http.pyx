@@ -207,9 +207,7 @@ cdef class Connection:
 
     cdef int _start(self) except -1:
         cdef int err
-        self.parser = _HttpRequestParser(self)
-        # any HTTP/d.d reaches on_headers_complete, which answers 505 or reads 1.x as 1.1
-        self.parser.set_dangerous_leniencies(lenient_version=True)
+        self.parser = _new_parser(self)
         self.last_activity = uv.uv_now(self.server.uvloop)
         self.idle_since = self.last_activity
         err = uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
@@ -383,7 +381,7 @@ cdef class Connection:
                 # We do not upgrade, so the request is served as HTTP/1.1 with its body
                 # (RFC 9110 7.8), which llhttp left unread: take it ourselves, then go on
                 # with a new parser.
-                self.parser = _HttpRequestParser(self)
+                self.parser = _new_parser(self)
                 used = exc.args[0] if exc.args else n
                 self._upgrade_body(data + used, n - used)
                 return
@@ -1107,6 +1105,13 @@ cdef class Connection:
     def __repr__(self):
         return "<Connection id=%d client=%r requests=%d%s>" % (
             self.id, self.client, self.requests, " closed" if self.closed else "")
+
+
+cdef object _new_parser(Connection conn):
+    parser = _HttpRequestParser(conn)
+    # any HTTP/d.d reaches on_headers_complete, which answers 505 or reads 1.x as 1.1
+    parser.set_dangerous_leniencies(lenient_version=True)
+    return parser
 
 
 cdef bint _has_header(list headers, bytes lower_name):
