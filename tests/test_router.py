@@ -6,6 +6,7 @@ import random
 from urllib.parse import unquote
 
 import pytest
+
 from catzilla._router import Route, Router
 
 NOT_FOUND = (404, None, None)
