@@ -19,8 +19,10 @@ cdef list _status_lines = [None] * 600
 
 cdef bytes status_line(int code):
     cdef object line
-    if code < 100 or code > 599:
-        raise ValueError("invalid HTTP status code %r" % code)
+    if code < 200 or code > 599:
+        # 1xx are interim: as a final status the client would wait for the real one forever
+        raise ValueError("invalid status code %r for a response (a final status is 200-599)"
+                         % code)
     line = _status_lines[code]
     if line is None:
         line = ("HTTP/1.1 %d %s\r\n" % (code, _reason_phrase(code))).encode("latin-1")

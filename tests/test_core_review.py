@@ -240,3 +240,18 @@ def test_a_request_with_an_upgrade_we_ignore_keeps_its_body():
                    + b"5\r\nhello\r\n0\r\n\r\n")
             resp, body = c.response("POST")
             assert resp.status_code == 400
+
+
+def test_a_status_set_to_1xx_after_the_response_was_built_gets_a_500():
+    app = Catzilla()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response("queued")
+        response.status_code = 102           # bypasses the constructor's check
+        return response
+
+    with TestClient(app) as client, RawClient(client.port, timeout=5) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, _ = c.response()
+        assert resp.status_code == 500
