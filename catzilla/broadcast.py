@@ -174,29 +174,28 @@ class Broadcast:
         # the channels without subscribers, least recently used first (all under the lock)
         self._idle: OrderedDict[str, _Channel] = OrderedDict()
         self._clock = time.monotonic
+        self._check_at = float("-inf")    # _sweep: no idle channel expires before this
         self._id_floor = 1          # above every automatic id of a forgotten channel
         self._forgot = False        # a channel with events was forgotten
         # re-entrant: a fan-out that disconnects a slow subscriber detaches it meanwhile
         self._lock = threading.RLock()
 
     def _channel(self, name: str) -> _Channel:
-        """The channel ``name``, made if needed; an idle one becomes the most recently
-        used. Call ``_sweep`` once the operation is done."""
-        with self._lock:
-            ch = self._channels.get(name)
-            if ch is None:
-                if not isinstance(name, str):
-                    raise TypeError("a channel name must be a str, got %s"
-                                    % type(name).__name__)
-                floor = self._id_floor
-                ch = self._channels[name] = _Channel(name, next_id=floor, base=floor,
-                                                     forgot=self._forgot)
-                ch.used = self._clock()
-                self._idle[name] = ch
-            elif ch.stats.subscribers <= 0:
-                ch.used = self._clock()
-                self._idle.move_to_end(name)
-            return ch
+        """Under the lock: the channel ``name``, made if needed; an idle one becomes the
+        most recently used. Call ``_sweep`` once the operation is done."""
+        ch = self._channels.get(name)
+        if ch is None:
+            if not isinstance(name, str):
+                raise TypeError("a channel name must be a str, got %s" % type(name).__name__)
+            floor = self._id_floor
+            ch = self._channels[name] = _Channel(name, next_id=floor, base=floor,
+                                                 forgot=self._forgot)
+            ch.used = self._clock()
+            self._idle[name] = ch
+        elif ch.stats.subscribers <= 0:
+            ch.used = self._clock()
+            self._idle.move_to_end(name)
+        return ch
 
     def _subscribed(self, name: str) -> _Channel:
         """Under the lock: one more subscriber of ``name``."""
@@ -223,7 +222,15 @@ class Broadcast:
             return
         cap, ttl = self.max_idle_channels, self.idle_channel_ttl
         excess = len(idle) - cap if cap is not None else 0
-        expired = self._clock() - ttl if ttl is not None else None
+        if excess <= 0:
+            if ttl is None:
+                return
+            now = self._clock()
+            if now < self._check_at:
+                return                  # the fast path of a publish: nothing is due yet
+        else:
+            now = self._clock()
+        expired = now - ttl if ttl is not None else None
         while idle:
             name, ch = next(iter(idle.items()))
             if excess <= 0 and (expired is None or ch.used > expired):
@@ -235,6 +242,9 @@ class Broadcast:
                 self._forgot = True
                 if ch.next_id > self._id_floor:
                     self._id_floor = ch.next_id
+        if ttl is not None:
+            # no idle channel expires before this: the oldest now, or one idle from now on
+            self._check_at = (next(iter(idle.values())).used if idle else now) + ttl
 
     def _fanout_to(self, ch: _Channel, streams: Any, payload: bytes) -> int:
         """On the streams' loop: the core writes payload to each of them."""
@@ -823,7 +833,8 @@ class RedisBroadcast(Broadcast):
                         batch.append(payload)
                     cursor = eid
                 if batch:
-                    ch = self._channel(group.channel)
+                    with self._lock:
+                        ch = self._channel(group.channel)
                     self._fanout_to(ch, (stream,), b"".join(batch))
                     batch = []
                 if caught_up or (len(entries or ()) < 500
@@ -897,7 +908,8 @@ class RedisBroadcast(Broadcast):
             await client.aclose()
 
     def _deliver(self, group: _RGroup, entries: list) -> None:
-        ch = self._channel(group.channel)
+        with self._lock:
+            ch = self._channel(group.channel)
         position = _id_key(group.position)
         eid = None
         for eid, fields in entries:
