@@ -15,6 +15,16 @@ reconnects with ``Last-Event-ID`` gets what it missed; if its id is older than t
 first gets an ``event: lost`` (data: ``{"lost": n, "last_event_id": ..., "resumed_from": ...}``;
 ``n`` is None when the number is not known).
 
+A channel without subscribers is idle. Idle channels keep their history (and counters) for
+reconnecting clients, but not forever: the hub forgets an idle channel when it has been idle
+(no subscriber, no publish) for ``idle_channel_ttl`` seconds (default 300), and the least
+recently used idle ones beyond ``max_idle_channels`` (default 1000), so per-room or per-user
+channel names do not add up; ``None`` lifts either limit. This is checked on publish,
+subscribe and unsubscribe (no timer). A channel made again after the hub forgot channels
+numbers its events after every id the forgotten ones had used, so a name's ids never go back;
+and a client that resumes with a Last-Event-ID the hub may have forgotten events after gets
+``event: lost`` with ``n`` None first.
+
 ``Broadcast("redis://127.0.0.1:6379/0")`` shares channels between processes and machines
 through Redis Streams: ``publish`` is an ``XADD`` to ``<prefix><channel>`` capped at
 ``MAXLEN ~ history``; the Redis stream ids are the SSE ids; history and resume come from the
@@ -29,7 +39,8 @@ import logging
 import os
 import re
 import threading
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +131,11 @@ class _Channel:
     history: deque = field(default_factory=deque)       # (seq, id, encoded bytes)
     groups: dict = field(default_factory=dict)          # event loop -> _Group
     stats: ChannelStats = field(default_factory=ChannelStats)
+    # made after the hub forgot channels with events: events of this name before ``base``
+    # (the first automatic id it had) may have been forgotten
+    forgot: bool = False
+    base: int = 1
+    used: float = 0.0                                   # while idle: clock() when last used
 
 
 class Broadcast:
@@ -135,7 +151,8 @@ class Broadcast:
         return object.__new__(cls)
 
     def __init__(self, url: str | None = None, *, history: int = 1000, queue_size: int = 256,
-                 slow: str = "drop_oldest") -> None:
+                 slow: str = "drop_oldest", max_idle_channels: int | None = 1000,
+                 idle_channel_ttl: float | None = 300.0) -> None:
         if url is not None and url != "memory://":
             raise ValueError("unsupported broadcast url %r: use redis://host:port/db (or "
                              "rediss://, unix://), or none for an in-process hub" % (url,))
@@ -143,21 +160,91 @@ class Broadcast:
             raise ValueError("slow must be 'drop_oldest' or 'disconnect'")
         if history < 0 or queue_size < 1:
             raise ValueError("history must be >= 0 and queue_size >= 1")
+        if max_idle_channels is not None and max_idle_channels < 0:
+            raise ValueError("max_idle_channels must be >= 0 or None")
+        if idle_channel_ttl is not None and idle_channel_ttl < 0:
+            raise ValueError("idle_channel_ttl must be >= 0 or None")
         self.history = history
         self.queue_size = queue_size
         self.slow = slow
+        self.max_idle_channels = max_idle_channels
+        self.idle_channel_ttl = idle_channel_ttl
         self._disconnect_slow = slow == "disconnect"
         self._channels: dict[str, _Channel] = {}
+        # the channels without subscribers, least recently used first (all under the lock)
+        self._idle: OrderedDict[str, _Channel] = OrderedDict()
+        self._clock = time.monotonic
+        self._check_at = float("-inf")    # _sweep: no idle channel expires before this
+        self._id_floor = 1          # above every automatic id of a forgotten channel
+        self._forgot = False        # a channel with events was forgotten
         # re-entrant: a fan-out that disconnects a slow subscriber detaches it meanwhile
         self._lock = threading.RLock()
 
     def _channel(self, name: str) -> _Channel:
+        """Under the lock: the channel ``name``, made if needed; an idle one becomes the
+        most recently used. Call ``_sweep`` once the operation is done."""
         ch = self._channels.get(name)
         if ch is None:
             if not isinstance(name, str):
                 raise TypeError("a channel name must be a str, got %s" % type(name).__name__)
-            ch = self._channels[name] = _Channel(name)
+            floor = self._id_floor
+            ch = self._channels[name] = _Channel(name, next_id=floor, base=floor,
+                                                 forgot=self._forgot)
+            ch.used = self._clock()
+            self._idle[name] = ch
+        elif ch.stats.subscribers <= 0:
+            ch.used = self._clock()
+            self._idle.move_to_end(name)
         return ch
+
+    def _subscribed(self, name: str) -> _Channel:
+        """Under the lock: one more subscriber of ``name``."""
+        ch = self._channel(name)
+        if ch.stats.subscribers <= 0:
+            self._idle.pop(name, None)
+        ch.stats.subscribers += 1
+        return ch
+
+    def _unsubscribed(self, ch: _Channel, n: int = 1) -> None:
+        """Under the lock: ``n`` subscribers of ``ch`` left; without any it becomes idle."""
+        ch.stats.subscribers -= n
+        if ch.stats.subscribers <= 0 and self._channels.get(ch.name) is ch:
+            ch.used = self._clock()
+            self._idle[ch.name] = ch
+            self._idle.move_to_end(ch.name)
+
+    def _sweep(self) -> None:
+        """Under the lock: forget the idle channels beyond ``max_idle_channels`` (least
+        recently used first) and those idle for ``idle_channel_ttl`` seconds. Amortised O(1):
+        each channel is forgotten once, and the oldest one shows whether any more is due."""
+        idle = self._idle
+        if not idle:
+            return
+        cap, ttl = self.max_idle_channels, self.idle_channel_ttl
+        excess = len(idle) - cap if cap is not None else 0
+        if excess <= 0:
+            if ttl is None:
+                return
+            now = self._clock()
+            if now < self._check_at:
+                return                  # the fast path of a publish: nothing is due yet
+        else:
+            now = self._clock()
+        expired = now - ttl if ttl is not None else None
+        while idle:
+            name, ch = next(iter(idle.items()))
+            if excess <= 0 and (expired is None or ch.used > expired):
+                break
+            del idle[name]
+            del self._channels[name]
+            excess -= 1
+            if ch.seq:
+                self._forgot = True
+                if ch.next_id > self._id_floor:
+                    self._id_floor = ch.next_id
+        if ttl is not None:
+            # no idle channel expires before this: the oldest now, or one idle from now on
+            self._check_at = (next(iter(idle.values())).used if idle else now) + ttl
 
     def _fanout_to(self, ch: _Channel, streams: Any, payload: bytes) -> int:
         """On the streams' loop: the core writes payload to each of them."""
@@ -220,6 +307,8 @@ class Broadcast:
                         loop.call_soon_threadsafe(self._drain, ch, group)
                     except RuntimeError:        # that loop is closed: nobody left to serve
                         del ch.groups[loop]
+                        self._unsubscribed(ch, len(group.streams))
+            self._sweep()
         if local is not None:
             reached += self._drain(ch, local)
         return reached, event_id
@@ -259,18 +348,20 @@ class Broadcast:
             if top <= n:
                 return []                       # nothing was published after it
             newer = [p for _, i, p in entries if int(i) > n]
+            if ch.forgot and n < ch.base - 1:   # ids between may belong to forgotten events
+                return [_lost_notice(None, last_event_id, first)] + newer
             lost = (int(first) if first is not None else top + 1) - n - 1
             if lost > 0:
                 return [_lost_notice(lost, last_event_id, first)] + newer
             return newer
-        if not ch.seq:
+        if not ch.seq and not ch.forgot:
             return []                           # nothing was ever published here
         return [_lost_notice(None, last_event_id, first)] + [p for _, _, p in entries]
 
     def _attach(self, sub: Subscription, stream: Any) -> None:
         loop = stream.server.loop
         with self._lock:
-            ch = self._channel(sub.channel)
+            ch = self._subscribed(sub.channel)
             group = ch.groups.get(loop)
             if group is None:
                 group = ch.groups[loop] = _Group(loop, ch.seq)
@@ -278,7 +369,7 @@ class Broadcast:
                 for payload in self._replay(ch, sub.last_event_id, group.delivered):
                     stream._enqueue(payload)
             group.streams.add(stream)
-            ch.stats.subscribers += 1
+            self._sweep()
 
     def _detach(self, channel: str, stream: Any) -> None:
         loop = stream.server.loop
@@ -287,9 +378,10 @@ class Broadcast:
             group = ch.groups.get(loop) if ch is not None else None
             if group is not None and stream in group.streams:
                 group.streams.discard(stream)
-                ch.stats.subscribers -= 1
                 if not group.streams:
                     del ch.groups[loop]
+                self._unsubscribed(ch)
+            self._sweep()
 
     # -- introspection and closing ---------------------------------------------------------
 
@@ -299,11 +391,14 @@ class Broadcast:
         return ch.stats.subscribers if ch else 0
 
     def stats(self) -> dict[str, ChannelStats]:
-        """A snapshot of every channel's counters."""
+        """A snapshot of the counters of every channel the hub holds: those with subscribers
+        and the idle ones not forgotten yet. A forgotten idle channel's counters are gone (a
+        later publish or subscribe starts them again from 0)."""
         with self._lock:
             return {name: ChannelStats(**vars(ch.stats)) for name, ch in self._channels.items()}
 
     def channels(self) -> list[str]:
+        """The channels the hub holds (with subscribers, or idle and not forgotten yet)."""
         with self._lock:
             return list(self._channels)
 
@@ -403,6 +498,9 @@ class RedisBroadcast(Broadcast):
       hundred more). A subscriber with a Last-Event-ID gets what follows it from the stream,
       after an ``event: lost`` if events after that id were trimmed away.
     - Events XADDed by other programs with ``data`` (and ``event``) fields are delivered too.
+    - History lives in Redis; this process keeps per-channel counters only (``stats()``),
+      and forgets those of idle channels as the in-process hub does (``max_idle_channels``,
+      ``idle_channel_ttl``).
 
     Connections: one pooled async client per event loop, one reading connection per loop
     while it has subscribers, one sync client for threads. They close with the loop (at
@@ -411,11 +509,14 @@ class RedisBroadcast(Broadcast):
 
     def __init__(self, url: str | None = None, *, history: int = 1000, queue_size: int = 256,
                  slow: str = "drop_oldest", prefix: str = "catzilla:sse:",
-                 block_ms: int = 10_000, **redis_options: Any) -> None:
+                 block_ms: int = 10_000, max_idle_channels: int | None = 1000,
+                 idle_channel_ttl: float | None = 300.0, **redis_options: Any) -> None:
         if url is None or not _is_redis_url(url):
             raise ValueError("RedisBroadcast needs a redis://, rediss:// or unix:// url, "
                              "got %r" % (url,))
-        super().__init__(history=history, queue_size=queue_size, slow=slow)
+        super().__init__(history=history, queue_size=queue_size, slow=slow,
+                         max_idle_channels=max_idle_channels,
+                         idle_channel_ttl=idle_channel_ttl)
         if history < 1:
             raise ValueError("a Redis hub needs history >= 1 (it is the streams' MAXLEN)")
         try:
@@ -491,6 +592,7 @@ class RedisBroadcast(Broadcast):
             body = format_sse(data=data, event=event)
         with self._lock:
             self._channel(channel).stats.published += 1
+            self._sweep()
         return self._key(channel), body, xid
 
     def publish(self, channel: str, data: Any, event: str | None = None,
@@ -523,7 +625,9 @@ class RedisBroadcast(Broadcast):
 
     def _note_id(self, channel: str, new_id: bytes) -> None:
         with self._lock:
-            self._channel(channel).stats.last_id = new_id.decode("ascii")
+            ch = self._channels.get(channel)    # None if it was forgotten meanwhile
+            if ch is not None:
+                ch.stats.last_id = new_id.decode("ascii")
 
     def _kick_writer(self, st: _LoopState) -> None:
         if st.writer is None:
@@ -572,7 +676,8 @@ class RedisBroadcast(Broadcast):
     def _attach(self, sub: Subscription, stream: Any) -> None:
         st = self._state(stream.server.loop)
         with self._lock:
-            self._channel(sub.channel).stats.subscribers += 1
+            self._subscribed(sub.channel)
+            self._sweep()
         group = st.groups.get(sub.channel)
         if group is None:
             group = st.groups[sub.channel] = _RGroup(sub.channel, self._key(sub.channel))
@@ -594,7 +699,8 @@ class RedisBroadcast(Broadcast):
         elif group.joining.pop(stream, None) is None:
             return
         with self._lock:
-            self._channel(channel).stats.subscribers -= 1
+            self._unsubscribed(self._channel(channel))
+            self._sweep()
         if not group.streams and not group.joining:
             del st.groups[channel]
             st.by_key.pop(group.key, None)
@@ -727,7 +833,8 @@ class RedisBroadcast(Broadcast):
                         batch.append(payload)
                     cursor = eid
                 if batch:
-                    ch = self._channel(group.channel)
+                    with self._lock:
+                        ch = self._channel(group.channel)
                     self._fanout_to(ch, (stream,), b"".join(batch))
                     batch = []
                 if caught_up or (len(entries or ()) < 500
@@ -801,7 +908,8 @@ class RedisBroadcast(Broadcast):
             await client.aclose()
 
     def _deliver(self, group: _RGroup, entries: list) -> None:
-        ch = self._channel(group.channel)
+        with self._lock:
+            ch = self._channel(group.channel)
         position = _id_key(group.position)
         eid = None
         for eid, fields in entries:
