@@ -147,6 +147,7 @@ cdef class Connection:
     cdef bytes cur_te            # the Transfer-Encoding codings, all field lines joined
     cdef bytes cur_host          # the Host field value, None until one arrives
     cdef bint in_message
+    cdef uint64_t messages_begun  # on_message_begin calls so far
     cdef bint headers_done
     cdef bint expect_continue
     cdef int reject_status

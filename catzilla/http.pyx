@@ -373,6 +373,7 @@ cdef class Connection:
         cdef Request started_with = self.cur
         cdef bint was_in_body = self.in_message and self.headers_done
         cdef Py_ssize_t body_before = self.cur_body_size
+        cdef uint64_t begun_before = self.messages_begun
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
         try:
             self.parser.feed_data(mv)
@@ -409,6 +410,12 @@ cdef class Connection:
             # Bound what httptools buffers for a header that spans reads.
             if was_in_headers and self.cur is started_with:
                 self.cur_header_bytes += n
+            elif (not was_in_headers and not was_in_body and n > self.cur_header_bytes
+                    and self.messages_begun == begun_before + 1):
+                # the head began in this read, which held nothing else: the callbacks have
+                # not counted a field still unfinished, so count the whole read (a 64 KiB
+                # read of one header value must not escape the limit)
+                self.cur_header_bytes = n
             if self.cur_header_bytes > self.server.max_header_size:
                 self._reject(431, None)
         elif was_in_body and self.in_message and self.cur is started_with and not self.closed:
@@ -427,6 +434,7 @@ cdef class Connection:
         if self.lingering or self.closed:
             self._stop_parsing()
         self.in_message = True
+        self.messages_begun += 1
         self.headers_done = False
         self.cur = Request.__new__(Request)
         self.cur.conn = self
