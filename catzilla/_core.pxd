@@ -47,6 +47,7 @@ cdef class _Stream:
     cdef uint64_t ping_ms
     cdef public uint64_t send_timeout_ms
     cdef public uint64_t last_progress
+    cdef Py_ssize_t seen_sent    # `sent` at the last check (a sendfile worker counts it)
     cdef object subscription
     cdef int fd                  # the socket a worker writes to itself (-1 until _begin)
     cdef bint direct             # a producer thread is writing to fd right now
@@ -94,6 +95,7 @@ cdef class Server:
     cdef public double keep_alive_timeout
     cdef public double request_timeout
     cdef public double min_body_rate
+    cdef public double send_timeout
     cdef public Py_ssize_t write_high_water
     cdef public Py_ssize_t write_low_water
     cdef readonly uint64_t total_accepted
@@ -173,6 +175,7 @@ cdef class Connection:
     cdef uint64_t last_activity     # the last read
     cdef uint64_t idle_since        # accept, or the last response fully handed to the socket
     cdef uint64_t linger_since      # our FIN went out (0: not yet)
+    cdef uint64_t write_progress    # libuv's write queue last took a write or started
     cdef uint64_t message_started
 
     cdef int _start(self) except -1
@@ -195,6 +198,7 @@ cdef class Connection:
     cdef void _on_write_done(self, int status)
     cdef void _reject(self, int status, str detail)
     cdef void _response_done(self)
+    cdef bint _send_stalled(self, uint64_t now, uint64_t limit)
     cdef void _drain_pending(self)
     cdef void _pause_reading(self)
     cdef void _resume_reading(self)

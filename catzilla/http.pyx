@@ -954,6 +954,8 @@ cdef class Connection:
             wr.conn = self
             wr.keep = keep
             uv.catzilla_req_set_data(<uv.uv_req_t*>wr.req, <void*>wr)
+            if uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0:
+                self.write_progress = uv.uv_now(srv.uvloop)   # the send timeout starts
             err = uv.uv_write(wr.req, <uv.uv_stream_t*>self.handle, bufs + i, nbufs - i, _on_write)
             if err < 0:
                 self._close()
@@ -971,6 +973,7 @@ cdef class Connection:
             self._close()
             return
         self.idle_since = uv.uv_now(self.server.uvloop)   # idle from when the response is out
+        self.write_progress = self.idle_since
         if self.stream is not None:
             self.stream._update_backlog()
             # chunks queued while the socket was backed up (a hub's events, a producer
@@ -982,6 +985,18 @@ cdef class Connection:
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
                 <= <size_t>self.server.write_low_water):
             self._resume_reading()
+
+    cdef bint _send_stalled(self, uint64_t now, uint64_t limit):
+        """True when bytes for the client have waited more than limit ms without any being
+        taken: in libuv's write queue, or in a file a sendfile worker is sending."""
+        cdef _Stream s = self.stream
+        if s is not None and s.kind == "file" and not s.finished:
+            if s.sent != s.seen_sent:
+                s.seen_sent = s.sent
+                s.last_progress = now
+            return now - s.last_progress > limit
+        return (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > 0
+                and now - self.write_progress > limit)
 
     cdef void _response_done(self):
         self.busy = False

@@ -60,7 +60,7 @@ cdef class Server:
                   Py_ssize_t max_header_size=32768, Py_ssize_t max_url_size=8192,
                   int max_headers=100, Py_ssize_t max_body_size=16 * 1024 * 1024,
                   double keep_alive_timeout=5.0, double request_timeout=30.0,
-                  double min_body_rate=1024.0,
+                  double min_body_rate=1024.0, double send_timeout=60.0,
                   Py_ssize_t write_high_water=256 * 1024, Py_ssize_t write_low_water=64 * 1024,
                   server_header="catzilla", int max_stream_threads=1000,
                   double stream_thread_idle_timeout=5.0):
@@ -85,6 +85,7 @@ cdef class Server:
         self.keep_alive_timeout = keep_alive_timeout
         self.request_timeout = request_timeout
         self.min_body_rate = min_body_rate
+        self.send_timeout = send_timeout
         self.write_high_water = write_high_water
         self.write_low_water = write_low_water
         self.app_methods = _STANDARD_METHODS
@@ -234,11 +235,19 @@ cdef class Server:
         cdef uint64_t now = uv.uv_now(self.uvloop)
         cdef uint64_t keep_alive_ms = <uint64_t>(self.keep_alive_timeout * 1000)
         cdef uint64_t request_ms = <uint64_t>(self.request_timeout * 1000)
+        cdef uint64_t send_ms = <uint64_t>(self.send_timeout * 1000)
         cdef uint64_t elapsed
         cdef Connection conn
         self._update_date()
         for conn in list(self.open_conns.values()):
             if conn.closed:
+                continue
+            if send_ms and conn._send_stalled(now, send_ms):
+                # a client that stopped reading must not hold a socket, its response's
+                # memory or a sendfile thread for ever (lingering or not)
+                _logger.info("catzilla: closing connection %d: no progress sending for %.1f s",
+                             conn.id, self.send_timeout)
+                conn._close()
                 continue
             if conn.lingering:
                 # Once our FIN is out (a slow reader may take long to drain the response
