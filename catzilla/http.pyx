@@ -543,8 +543,6 @@ cdef class Connection:
             # llhttp decodes only the final chunked; the handler would get still-coded bytes
             self._abort(501, "Unsupported transfer coding")
         req.keep_alive = self.parser.should_keep_alive()
-        if not req.keep_alive:
-            self.input_done = True   # llhttp takes nothing after it either
         if self.expect_length > self.server.max_body_size:
             self._abort(413, None)
         if self.expect_continue and req.http_version == "1.1":
@@ -585,6 +583,10 @@ cdef class Connection:
         self.cur_body = None
         req.raw_trailers = self.cur_trailers
         self.cur_trailers = None
+        if not req.keep_alive:
+            # nothing after it is read (llhttp takes nothing after it either); not before
+            # now: its body may come in later reads
+            self.input_done = True
         self._take_request(req)
         if self.lingering or self.closed:
             self._stop_parsing()
@@ -604,6 +606,8 @@ cdef class Connection:
         self.upgrade_body = None
         self.in_message = False
         self.continue_owed = False
+        if not req.keep_alive:
+            self.input_done = True
         self._take_request(req)
         if n > take and not (self.closed or self.lingering or self.input_done):
             self._feed(data + take, n - take)
@@ -766,7 +770,8 @@ cdef class Connection:
         elif kind == "iter":
             if callable(content) and not hasattr(content, "__iter__") and not hasattr(
                     content, "__aiter__"):
-                content = content()
+                # in the request's context, like the handler that returned it
+                content = req.context.run(content) if req.context is not None else content()
             if hasattr(content, "__aiter__"):
                 kind = "async"
             elif isinstance(content, (str, bytes, bytearray, memoryview)):
@@ -875,7 +880,9 @@ cdef class Connection:
         buf.size = 0
         flags = _put_head(srv.server_line, srv.date_line, buf, status, headers,
                           blen if has_body else -1, keep_alive, http10, False)
-        if (flags & (HEAD_HAS_LENGTH | HEAD_HAS_TE)) and has_body and not head_only:
+        # (HEAD: checked too when the handler built the body, so HEAD and GET agree)
+        if (flags & (HEAD_HAS_LENGTH | HEAD_HAS_TE)) and has_body and (
+                not head_only or blen > 0):
             body = _frame_user_body(headers, body, flags)
             blen = PyBytes_GET_SIZE(body)
         if not keep_alive or (flags & HEAD_USER_CLOSE):
@@ -1018,6 +1025,8 @@ cdef class Connection:
             self._dispatch(<Request>item)
         if self.continue_owed and not self.busy and not self.closed and not self.lingering:
             self.continue_owed = False
+            # the client sends the body once it has the 100: its time starts now
+            self.message_started = self.last_activity = uv.uv_now(self.server.uvloop)
             try:
                 self._write_interim(b"HTTP/1.1 100 Continue\r\n\r\n")
             except BaseException as exc:
@@ -1040,6 +1049,8 @@ cdef class Connection:
     cdef void _resume_reading(self):
         if self.read_paused and not self.closed:
             self.read_paused = False
+            # the client could not send while we held off: its read clock starts again
+            self.last_activity = uv.uv_now(self.server.uvloop)
             uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
 
     cdef void _graceful_close(self):

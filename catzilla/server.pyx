@@ -256,7 +256,8 @@ cdef class Server:
                 if conn.linger_since and (now - conn.last_activity > 2000
                                           or now - conn.linger_since > 5000):
                     conn._close()
-            elif conn.in_message:
+            elif conn.in_message and not conn.continue_owed:
+                # (a request whose 100 Continue waits for its turn: the client waits for us)
                 # The head within request_timeout of the first byte; a body that takes longer
                 # must average min_body_rate from that byte (a 1 B/s body or chunk extensions
                 # alone make no progress). Not while we hold off reading ourselves.
@@ -264,7 +265,7 @@ cdef class Server:
                 if ((elapsed > request_ms and not conn.read_paused
                         and (not conn.headers_done
                              or conn.cur_body_size * 1000.0 < self.min_body_rate * elapsed))
-                        or now - conn.last_activity > request_ms):
+                        or (now - conn.last_activity > request_ms and not conn.read_paused)):
                     conn._reject(408, None)
             elif conn._idle() and now - conn.idle_since > keep_alive_ms:
                 # idle since its last response (or accept): bytes that start no request,

@@ -7,7 +7,7 @@ import asyncio
 import contextvars
 
 import pytest
-from conftest import RawClient, header
+from conftest import RawClient, header, wait_for
 
 from catzilla import Catzilla, Request, Response, StreamingResponse
 from catzilla.testing import TestClient
@@ -126,6 +126,10 @@ def test_a_plain_response_with_its_own_framing_header_is_framed_as_it_says(caplo
     def next_(request: Request) -> Response:
         return Response("next")
 
+    @app.route("/head", methods=["HEAD"])
+    def head(request: Request) -> Response:
+        return Response(b"", headers={"Content-Length": "1234"})
+
     with TestClient(app) as client, RawClient(client.port) as c:
         for path, status, body in (("/short", 500, None), ("/long", 500, None),
                                    ("/exact", 200, b"0123"), ("/te", 200, b"abcdef")):
@@ -136,10 +140,10 @@ def test_a_plain_response_with_its_own_framing_header_is_framed_as_it_says(caplo
             assert body is None or got == body
             resp, got = c.response()       # the connection is still in step
             assert (resp.status_code, got) == (200, b"next"), path
-        # HEAD: the header describes the GET body, and nothing follows the head
-        c.send(b"HEAD /short HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        # HEAD answered without a body: the header describes the GET body
+        c.send(b"HEAD /head HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
         resp, got = c.response("HEAD")
-        assert resp.status_code == 200 and header(resp, "content-length") == "3"
+        assert resp.status_code == 200 and header(resp, "content-length") == "1234"
         assert c.response()[1] == b"next"
     errors = [r.getMessage() + str(r.exc_info[1]) for r in caplog.records if r.exc_info]
     assert any("says 3 bytes but its body has 10" in e for e in errors)
@@ -255,3 +259,108 @@ def test_a_status_set_to_1xx_after_the_response_was_built_gets_a_500():
         c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         resp, _ = c.response()
         assert resp.status_code == 500
+
+
+def upload_app(**options) -> Catzilla:
+    app = Catzilla(**options)
+
+    @app.post("/echo")
+    def echo(request: Request) -> Response:
+        return Response(request.body)
+
+    @app.get("/slow")
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(float(request.query_params.get("s", "0.05")))
+        return Response("slow")
+
+    return app
+
+
+@pytest.mark.parametrize("head", [
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 5\r\n\r\n",
+    b"POST /echo HTTP/1.0\r\nContent-Length: 5\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nExpect: 100-continue\r\n"
+    b"Content-Length: 5\r\n\r\n",
+])
+def test_a_closing_request_whose_body_comes_later_keeps_its_body(head):
+    with TestClient(upload_app()) as client, RawClient(client.port, timeout=5) as c:
+        c.send(head)
+        if b"Expect" in head:     # the body goes only after the 100
+            while not c.conn.trailing_data[0].endswith(b"\r\n\r\n"):
+                c.conn.receive_data(c.sock.recv(4096))
+        else:
+            # the head alone reaches the server first (a client reading a file, say)
+            assert wait_for(lambda: client.app.connections and all(
+                conn.path is None for conn in client.app.connections), 2)
+        c.send(b"hello")
+        data = c.read_until_closed()
+        assert data.endswith(b"\r\n\r\nhello"), data
+
+
+def test_an_owed_100_continue_is_not_replaced_by_a_408():
+    # the request before it takes longer than request_timeout; the client rightly waits
+    with TestClient(upload_app(request_timeout=1.0)) as client, \
+            RawClient(client.port, timeout=6) as c:
+        c.send(b"GET /slow?s=2.2 HTTP/1.1\r\nHost: t\r\n\r\n"
+               b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+               b"Content-Length: 5\r\n\r\n")
+        resp, body = c.response()
+        assert body == b"slow"
+        while not c.conn.trailing_data[0].endswith(b"\r\n\r\n"):
+            c.conn.receive_data(c.sock.recv(4096))
+        assert c.conn.trailing_data[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
+        c.send(b"hello")
+        resp, body = c.response("POST")
+        assert (resp.status_code, body) == (200, b"hello")
+
+
+def test_no_408_while_the_server_itself_holds_off_reading():
+    # 18 pipelined requests: reading pauses at 16 queued; the POST after them was sent whole
+    with TestClient(upload_app(request_timeout=1.0)) as client, \
+            RawClient(client.port, timeout=8) as c:
+        c.send(b"GET /slow?s=0.15 HTTP/1.1\r\nHost: t\r\n\r\n" * 18
+               + b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello")
+        c.send(b"world")
+        for _ in range(18):
+            assert c.response()[1] == b"slow"
+        resp, body = c.response("POST")
+        assert (resp.status_code, body) == (200, b"helloworld")
+
+
+def test_a_streaming_callable_runs_in_the_requests_context():
+    app = Catzilla()
+
+    @app.get("/callable")
+    def callable_stream(request: Request) -> Response:
+        USER.set("dave")
+        return StreamingResponse(lambda: iter([USER.get()]))
+
+    @app.get("/sets")
+    def sets(request: Request) -> Response:
+        def make():
+            USER.set("mallory")                  # set by the callable itself: must not leak
+            return iter([USER.get()])
+        return StreamingResponse(make)
+
+    @app.get("/whoami")
+    def whoami(request: Request) -> Response:
+        return Response(USER.get())
+
+    with TestClient(app) as client:
+        assert client.get("/callable").text == "dave"
+        assert client.get("/sets").text == "mallory"
+        assert client.get("/whoami").text == "anonymous"
+
+
+def test_head_and_get_agree_on_a_wrong_content_length():
+    app = Catzilla()
+
+    @app.route("/short", methods=["GET", "HEAD"])
+    def short(request: Request) -> Response:
+        return Response(b"0123456789", headers={"Content-Length": "3"})
+
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"HEAD /short HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert c.response("HEAD")[0].status_code == 500
+        c.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert c.response()[0].status_code == 500
