@@ -104,8 +104,10 @@ class FileResponse(Response):
         headers = request.headers
         status = self.status_code
         if status == 200 and _not_modified(headers, etag, st.st_mtime):
+            # what a 200 would have carried of these, the 304 must too (RFC 9110 15.4.5)
             response = Response(None, 304)
-            response.raw_headers = validators
+            response.raw_headers = [(k, v) for k, v in self.raw_headers
+                                    if k.lower() in _KEPT_BY_304] + validators
             return response
         raw = self.raw_headers + validators
         raw.append((b"Accept-Ranges", b"bytes"))
@@ -145,6 +147,9 @@ def _content_disposition(disposition: str, filename: str) -> bytes:
 
 
 _NOT_QDTEXT = re.compile(r"[\x00-\x1f\x7f]")
+
+
+_KEPT_BY_304 = {b"cache-control", b"content-location", b"expires", b"vary"}
 
 
 def _not_modified(headers: Any, etag: str, mtime: float) -> bool:

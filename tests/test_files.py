@@ -166,3 +166,22 @@ def test_safe_join_unit(tmp_path):
     os.symlink("/etc", tmp_path / "link")
     with pytest.raises(UnsafePathError):
         safe_join(tmp_path, "link/passwd")
+
+
+def test_a_304_repeats_the_caching_headers_a_200_would_carry(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"0123456789")
+    app = Catzilla()
+
+    @app.get("/a")
+    def a(request):
+        return FileResponse(tmp_path / "a.txt", headers={
+            "Cache-Control": "max-age=60", "Vary": "Accept-Encoding", "X-Other": "1"})
+
+    with TestClient(app) as client:
+        r = client.get("/a")
+        assert r.status == 200 and r.headers["Cache-Control"] == "max-age=60"
+        r = client.get("/a", headers={"If-None-Match": r.headers["ETag"]})
+        assert r.status == 304                        # RFC 9110 15.4.5
+        assert r.headers["Cache-Control"] == "max-age=60"
+        assert r.headers["Vary"] == "Accept-Encoding"
+        assert "X-Other" not in r.headers and r.headers.get("ETag")
