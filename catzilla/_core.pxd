@@ -227,4 +227,5 @@ cdef class Request:
     cdef object _cookies
     cdef object _json
     cdef object _state
+    cdef bytes _authority        # the host of an absolute-form target, or None
     cdef object context          # the contextvars.Context its handler and producer run in

@@ -523,9 +523,13 @@ cdef class Connection:
         if target[:1] != b"/":
             if method == "CONNECT":
                 self._abort(501, "CONNECT is not supported (this is not a proxy)")
+            absolute = target
             target = _origin_form(method, target)
             if target is None:
                 self._abort(400, "Invalid request target")
+            if absolute != b"*":
+                # RFC 9112 3.2.2: the target's host, not the Host header, names the origin
+                req._authority = _authority_of(absolute)
         q = target.find(b"?")
         if q >= 0:
             req.raw_path = target[:q]
@@ -1226,6 +1230,14 @@ cdef bint _unknown_coding_before_chunked(bytes te):
     return False
 
 
+cdef bytes _authority_of(bytes target):
+    """The authority of an http(s) absolute-form target (up to '/', '?' or '#')."""
+    cdef Py_ssize_t start = target.find(b"//") + 2, i = start, n = len(target)
+    while i < n and target[i] != 47 and target[i] != 63 and target[i] != 35:   # / ? #
+        i += 1
+    return target[start:i]
+
+
 cdef bytes _origin_form(str method, bytes target):
     """The path?query part of an absolute-form or asterisk-form request target, or None for
     a target we do not serve (RFC 9112 3.2)."""
@@ -1373,7 +1385,10 @@ cdef class Request:
 
     @property
     def url(self):
-        host = self.headers.get("host") or "localhost"
+        if self._authority:   # an absolute-form target's own host (RFC 9112 3.2.2)
+            host = self._authority.decode("latin-1")
+        else:
+            host = self.headers.get("host") or "localhost"
         url = "http://%s%s" % (host, self.raw_path.decode("latin-1"))
         if self.query_string:
             url += "?" + self.query_string.decode("latin-1")

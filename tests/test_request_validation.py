@@ -6,8 +6,9 @@ import json
 import socket
 
 import pytest
+from conftest import RawClient
 
-from catzilla import Catzilla, JSONResponse
+from catzilla import Catzilla, JSONResponse, Response
 from catzilla.testing import TestClient
 
 
@@ -277,3 +278,17 @@ def test_http10_without_host_is_served(port):
 def test_http10_with_a_bad_host_gets_400(port, lines):
     out = exchange(port, b"GET / HTTP/1.0\r\n" + lines + b"\r\n")
     assert status_of(out) == 400
+
+
+def test_request_url_of_an_absolute_form_target_uses_the_targets_host():
+    app = Catzilla()
+
+    @app.get("/p")
+    def p(request):
+        return Response(request.url)
+
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET http://example.org:8080/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n")
+        assert c.response()[1] == b"http://example.org:8080/p?q=1"   # RFC 9112 3.2.2
+        c.send(b"GET /p HTTP/1.1\r\nHost: other\r\n\r\n")
+        assert c.response()[1] == b"http://other/p"
