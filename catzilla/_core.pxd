@@ -150,6 +150,7 @@ cdef class Connection:
     cdef bytes cur_host          # the Host field value, None until one arrives
     cdef bint in_message
     cdef uint64_t messages_begun  # on_message_begin calls so far
+    cdef Py_ssize_t head_raw        # raw bytes of the reads the unfinished head came in
     cdef bint headers_done
     cdef bint expect_continue
     cdef int reject_status
@@ -176,6 +177,7 @@ cdef class Connection:
     cdef uint64_t idle_since        # accept, or the last response fully handed to the socket
     cdef uint64_t linger_since      # our FIN went out (0: not yet)
     cdef uint64_t write_progress    # libuv's write queue last took a write or started
+    cdef size_t seen_queue          # its size at the last check of the send timeout
     cdef uint64_t message_started
 
     cdef int _start(self) except -1

@@ -407,16 +407,16 @@ cdef class Connection:
         finally:
             mv.release()
         if self.in_message and not self.headers_done and not self.closed:
-            # Bound what httptools buffers for a header that spans reads.
+            # Bound what httptools buffers for a head that spans reads: the callbacks count
+            # only whole fields, so also count the raw bytes of the reads the head came in
+            # (not both added up: a 24 KB head in three reads is not 48 KB)
             if was_in_headers and self.cur is started_with:
-                self.cur_header_bytes += n
-            elif (not was_in_headers and not was_in_body and n > self.cur_header_bytes
+                self.head_raw += n
+            elif (not was_in_headers and not was_in_body
                     and self.messages_begun == begun_before + 1):
-                # the head began in this read, which held nothing else: the callbacks have
-                # not counted a field still unfinished, so count the whole read (a 64 KiB
-                # read of one header value must not escape the limit)
-                self.cur_header_bytes = n
-            if self.cur_header_bytes > self.server.max_header_size:
+                self.head_raw = n   # it began in this read, which held nothing else
+            if (self.head_raw > self.server.max_header_size
+                    or self.cur_header_bytes > self.server.max_header_size):
                 self._reject(431, None)
         elif was_in_body and self.in_message and self.cur is started_with and not self.closed:
             # A read without body bytes is chunk framing or trailer, which httptools buffers
@@ -435,6 +435,7 @@ cdef class Connection:
             self._stop_parsing()
         self.in_message = True
         self.messages_begun += 1
+        self.head_raw = 0
         self.headers_done = False
         self.cur = Request.__new__(Request)
         self.cur.conn = self
@@ -1006,8 +1007,15 @@ cdef class Connection:
                 s.seen_sent = s.sent
                 s.last_progress = now
             return now - s.last_progress > limit
-        return (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > 0
-                and now - self.write_progress > limit)
+        cdef size_t queued = uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+        if queued == 0:
+            self.seen_queue = 0
+            return False
+        if queued < self.seen_queue:
+            # the client took part of a write (one big write completes only at its end)
+            self.write_progress = now
+        self.seen_queue = queued
+        return now - self.write_progress > limit
 
     cdef void _response_done(self):
         self.busy = False

@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import socket
+import time
 
 import pytest
 from conftest import RawClient, header
@@ -259,6 +260,19 @@ def test_an_oversize_header_field_arriving_in_one_read_gets_431(client):
         c.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"v" * 60000)
         resp, _ = c.response()
         assert resp.status_code == 431
+
+
+def test_a_head_under_the_limit_split_over_several_reads_is_served(client):
+    # 24 KB of headers (the limit is 32 KiB) in three writes, as a slow network delivers them
+    fields = b"".join(b"X-F%03d: %s\r\n" % (i, b"v" * 400) for i in range(60))
+    head = b"GET / HTTP/1.1\r\nHost: t\r\n" + fields + b"\r\n"
+    with raw(client) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(head), 8000):
+            c.send(head[i:i + 8000])
+            time.sleep(0.05)            # shaping the traffic into separate reads
+        resp, _ = c.response()
+        assert resp.status_code == 200
 
 
 def test_chunked_body_over_limit_gets_413():

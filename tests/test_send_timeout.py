@@ -76,3 +76,29 @@ def test_a_slow_reader_that_keeps_reading_gets_everything(tmp_path):
         finally:
             s.close()
 
+
+
+def test_a_reader_taking_one_big_write_slowly_is_not_cut(tmp_path):
+    # an 8 MiB Response body is one write: what the kernel does not take at once waits in
+    # libuv's queue as one request that completes only at its end, seconds later for this
+    # client; every byte the client takes from it is progress
+    app = make_app(tmp_path, send_timeout=1.0)
+    with TestClient(app) as client:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", client.port))
+        try:
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            got = 0
+            t0 = time.monotonic()
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                got += len(data)
+                time.sleep(0.04)          # the client's pace: about 1.6 MB/s
+            assert 0 < got - len(BIG) < 1024           # the whole body and its head
+            assert time.monotonic() - t0 > 2.5         # longer than send_timeout + a tick
+        finally:
+            s.close()
