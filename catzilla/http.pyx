@@ -916,6 +916,7 @@ cdef class Connection:
         cdef list keep
         cdef bytes copy
         cdef _WriteReq wr
+        cdef size_t queued
         cdef Server srv = self.server
         if self.closed:
             return 0
@@ -966,13 +967,18 @@ cdef class Connection:
             wr.conn = self
             wr.keep = keep
             uv.catzilla_req_set_data(<uv.uv_req_t*>wr.req, <void*>wr)
-            if uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0:
+            queued = uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+            if queued == 0:
                 self.write_progress = uv.uv_now(srv.uvloop)   # the send timeout starts
+                self.seen_queue = 0
             err = uv.uv_write(wr.req, <uv.uv_stream_t*>self.handle, bufs + i, nbufs - i, _on_write)
             if err < 0:
                 self._close()
                 return 0
             Py_INCREF(wr)
+            # the send timeout's baseline grows by what this write added, so that what the
+            # client takes before the next check shows as a smaller queue
+            self.seen_queue += uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) - queued
             if (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
                     > <size_t>srv.write_high_water):
                 self._pause_reading()
