@@ -201,6 +201,7 @@ cdef class Connection:
     cdef void _reject(self, int status, str detail)
     cdef void _response_done(self)
     cdef bint _send_stalled(self, uint64_t now, uint64_t limit)
+    cdef size_t _unsent(self)
     cdef void _drain_pending(self)
     cdef void _pause_reading(self)
     cdef void _resume_reading(self)

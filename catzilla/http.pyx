@@ -70,6 +70,13 @@ cdef extern from *:
     void catzilla_alloc_cb(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) nogil
     int catzilla_peer(uv.uv_tcp_t* handle, char* out, size_t outlen) nogil
 
+cdef extern from "<sys/ioctl.h>" nogil:
+    int ioctl(int fd, unsigned long request, ...)
+
+cdef extern from "<linux/sockios.h>" nogil:
+    unsigned long SIOCOUTQ
+
+
 cdef extern from "<string.h>" nogil:
     const void* memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
     const void* memchr(const void* s, int c, size_t n)
@@ -968,17 +975,19 @@ cdef class Connection:
             wr.keep = keep
             uv.catzilla_req_set_data(<uv.uv_req_t*>wr.req, <void*>wr)
             queued = uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-            if queued == 0:
-                self.write_progress = uv.uv_now(srv.uvloop)   # the send timeout starts
-                self.seen_queue = 0
             err = uv.uv_write(wr.req, <uv.uv_stream_t*>self.handle, bufs + i, nbufs - i, _on_write)
             if err < 0:
                 self._close()
                 return 0
             Py_INCREF(wr)
-            # the send timeout's baseline grows by what this write added, so that what the
-            # client takes before the next check shows as a smaller queue
-            self.seen_queue += uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) - queued
+            # the send timeout: its clock starts with a queue; its baseline grows by what
+            # this write added, so what the client takes before the next check shows
+            if queued == 0:
+                self.write_progress = uv.uv_now(srv.uvloop)
+                self.seen_queue = self._unsent()
+            else:
+                self.seen_queue += (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+                                    - queued)
             if (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
                     > <size_t>srv.write_high_water):
                 self._pause_reading()
@@ -1004,23 +1013,35 @@ cdef class Connection:
                 <= <size_t>self.server.write_low_water):
             self._resume_reading()
 
+    cdef size_t _unsent(self):
+        """Bytes for the client not yet taken by it: in libuv's write queue and in the
+        kernel's send queue (SIOCOUTQ: not yet acknowledged by the client)."""
+        cdef int fd = -1
+        cdef int outq = 0
+        if uv.uv_fileno(<uv.uv_handle_t*>self.handle, &fd) < 0 or ioctl(fd, SIOCOUTQ, &outq) < 0:
+            outq = 0
+        return uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) + <size_t>outq
+
     cdef bint _send_stalled(self, uint64_t now, uint64_t limit):
         """True when bytes for the client have waited more than limit ms without any being
-        taken: in libuv's write queue, or in a file a sendfile worker is sending."""
+        taken: in libuv's write queue, or in a file a sendfile worker is sending. Taken means
+        read by the client: a send buffer of megabytes can take a slow reader's bytes for
+        seconds before libuv may write again, so the kernel's queue is counted too."""
         cdef _Stream s = self.stream
+        cdef size_t unsent
         if s is not None and s.kind == "file" and not s.finished:
-            if s.sent != s.seen_sent:
+            unsent = self._unsent()
+            if s.sent != s.seen_sent or unsent < self.seen_queue:
                 s.seen_sent = s.sent
                 s.last_progress = now
+            self.seen_queue = unsent
             return now - s.last_progress > limit
-        cdef size_t queued = uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-        if queued == 0:
-            self.seen_queue = 0
+        if uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0:
             return False
-        if queued < self.seen_queue:
-            # the client took part of a write (one big write completes only at its end)
+        unsent = self._unsent()
+        if unsent < self.seen_queue:
             self.write_progress = now
-        self.seen_queue = queued
+        self.seen_queue = unsent
         return now - self.write_progress > limit
 
     cdef void _response_done(self):
