@@ -54,6 +54,23 @@ def wait_for(predicate, timeout=5.0, interval=0.005):
     return predicate()
 
 
+def exchange(port: int, data: bytes) -> bytes:
+    """Send data, half-close, and return everything the server sends until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                return out
+            out += chunk
+    return out
+
+
 class RawClient:
     """A raw socket to the server; responses are parsed by h11, an HTTP implementation we did
     not write. ``send`` writes bytes as they are; ``response`` parses the next response."""

@@ -9,6 +9,7 @@ import re
 import socket
 
 import pytest
+from conftest import exchange as _exchange
 
 from catzilla import Catzilla, JSONResponse
 from catzilla.testing import TestClient
@@ -50,20 +51,8 @@ _DATE = re.compile(rb"\r\ndate: [^\r]*", re.I)
 
 
 def exchange(port: int, data: bytes) -> bytes:
-    """Send data, half-close, and return everything the server sends until it closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return _DATE.sub(b"", out)
+    """conftest.exchange with the Date header taken out (it differs between servers)."""
+    return _DATE.sub(b"", _exchange(port, data))
 
 
 def both(servers, data: bytes) -> bytes:

@@ -6,7 +6,7 @@ import json
 import socket
 
 import pytest
-from conftest import RawClient
+from conftest import RawClient, exchange
 
 from catzilla import Catzilla, JSONResponse, Response
 from catzilla.testing import TestClient
@@ -40,23 +40,6 @@ def port():
 @pytest.fixture(autouse=True)
 def no_leaks():
     yield   # module-scoped server; TestClient checks its own shutdown
-
-
-def exchange(port: int, data: bytes) -> bytes:
-    """Send data, half-close, and return everything the server sends until it closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                return out
-            out += chunk
-    return out
 
 
 def status_of(out: bytes) -> int:

@@ -53,29 +53,36 @@ def test_a_client_that_stops_reading_is_let_go_after_send_timeout(tmp_path):
         assert stats["streams_active"] == 0
 
 
+def read_slowly(port: int, path: str, pause: float, pause_for: float = 1e9) -> tuple[int, float]:
+    """GET path with Connection: close through a 64 KiB receive buffer, sleeping pause after
+    each read during the first pause_for seconds; returns (bytes received, seconds taken)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+        got = 0
+        t0 = time.monotonic()
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += len(data)
+            if time.monotonic() - t0 < pause_for:
+                time.sleep(pause)        # the client's own pace
+        return got, time.monotonic() - t0
+    finally:
+        s.close()
+
+
 def test_a_slow_reader_that_keeps_reading_gets_everything(tmp_path):
     app = make_app(tmp_path, send_timeout=1.0)
     with TestClient(app) as client:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", client.port))
-        try:
-            s.sendall(b"GET /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            got = 0
-            t0 = time.monotonic()
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                got += len(data)
-                if time.monotonic() - t0 < 2.5:
-                    time.sleep(0.01)      # the client's own pace, well under send_timeout apart
-            assert 0 < got - len(BIG) * 4 < 1024     # the whole 32 MiB body and its head
-            assert time.monotonic() - t0 > 1.0      # slower than send_timeout overall
-        finally:
-            s.close()
-
+        # reads well under send_timeout apart
+        got, took = read_slowly(client.port, "/file", 0.01, pause_for=2.5)
+    assert 0 < got - len(BIG) * 4 < 1024     # the whole 32 MiB body and its head
+    assert took > 1.0                        # slower than send_timeout overall
 
 
 def test_a_reader_taking_one_big_write_slowly_is_not_cut(tmp_path):
@@ -84,21 +91,6 @@ def test_a_reader_taking_one_big_write_slowly_is_not_cut(tmp_path):
     # client; every byte the client takes from it is progress
     app = make_app(tmp_path, send_timeout=2.0)
     with TestClient(app) as client:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", client.port))
-        try:
-            s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            got = 0
-            t0 = time.monotonic()
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                got += len(data)
-                time.sleep(0.06)          # the client's pace: about 1.1 MB/s
-            assert 0 < got - len(BIG) < 1024           # the whole body and its head
-            assert time.monotonic() - t0 > 3.5         # longer than send_timeout + a tick
-        finally:
-            s.close()
+        got, took = read_slowly(client.port, "/big", 0.06)    # about 1.1 MB/s
+    assert 0 < got - len(BIG) < 1024           # the whole body and its head
+    assert took > 3.5                          # longer than send_timeout + a tick
