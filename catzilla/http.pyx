@@ -531,13 +531,11 @@ cdef class Connection:
         if target[:1] != b"/":
             if method == "CONNECT":
                 self._abort(501, "CONNECT is not supported (this is not a proxy)")
-            absolute = target
-            target = _origin_form(method, target)
-            if target is None:
+            parts = _origin_form(method, target)
+            if parts is None:
                 self._abort(400, "Invalid request target")
-            if absolute != b"*":
-                # RFC 9112 3.2.2: the target's host, not the Host header, names the origin
-                req._authority = _authority_of(absolute)
+            # RFC 9112 3.2.2: the target's host, not the Host header, names the origin
+            req._authority, target = parts
         q = target.find(b"?")
         if q >= 0:
             req.raw_path = target[:q]
@@ -1265,21 +1263,13 @@ cdef bint _unknown_coding_before_chunked(bytes te):
     return False
 
 
-cdef bytes _authority_of(bytes target):
-    """The authority of an http(s) absolute-form target (up to '/', '?' or '#')."""
-    cdef Py_ssize_t start = target.find(b"//") + 2, i = start, n = len(target)
-    while i < n and target[i] != 47 and target[i] != 63 and target[i] != 35:   # / ? #
-        i += 1
-    return target[start:i]
-
-
-cdef bytes _origin_form(str method, bytes target):
-    """The path?query part of an absolute-form or asterisk-form request target, or None for
-    a target we do not serve (RFC 9112 3.2)."""
+cdef tuple _origin_form(str method, bytes target):
+    """(authority, path?query) of an absolute-form target, (None, b"*") of the asterisk
+    form, or None for a target we do not serve (RFC 9112 3.2)."""
     cdef Py_ssize_t start, i, n = len(target)
     cdef unsigned char c
     if target == b"*":
-        return b"*" if method == "OPTIONS" else None
+        return (None, b"*") if method == "OPTIONS" else None
     if target[:7].lower() == b"http://":
         start = 7
     elif target[:8].lower() == b"https://":
@@ -1297,10 +1287,10 @@ cdef bytes _origin_form(str method, bytes target):
     if i == start:
         return None   # no host
     if i == n:
-        return b"/"
+        return target[start:i], b"/"
     if target[i] == 47:   # '/'
-        return target[i:]
-    return b"/" + target[i:]
+        return target[start:i], target[i:]
+    return target[start:i], b"/" + target[i:]
 
 
 cdef class Request:
