@@ -97,15 +97,27 @@ def main() -> int:
     def med(name: str, i: int) -> float:
         return statistics.median(v[i] for v in results[name])
 
+    def paired(name: str) -> list[float]:
+        """Each round's median against sendfile's median in the same round."""
+        n = args.downloads
+        out = []
+        for r in range(args.rounds):
+            mine = statistics.median(v[0] for v in results[name][r * n:(r + 1) * n])
+            ref = statistics.median(v[0] for v in results[configs[0][0]][r * n:(r + 1) * n])
+            out.append(mine / ref)
+        return out
+
     ceiling = med(configs[0][0], 0)
     print(f"\n`python bench/download_bound.py --rounds {args.rounds}`: 1 GiB to curl, "
           f"{args.rounds * args.downloads} downloads each, medians\n")
-    print("| server | GB/s | min–max | × sendfile | server CPU s/GB | curl CPU s/GB |\n"
-          "|---|---:|---:|---:|---:|---:|")
+    print("| server | GB/s | min–max | × sendfile | × sendfile per round: median (min–max) "
+          "| server CPU s/GB | curl CPU s/GB |\n|---|---:|---:|---:|---:|---:|---:|")
     for name, _, _ in configs:
         rates = [v[0] for v in results[name]]
+        rounds = paired(name)
         print(f"| {name} | {med(name, 0):.2f} | {min(rates):.2f}–{max(rates):.2f} | "
-              f"{med(name, 0) / ceiling:.2f}× | {med(name, 1):.3f} | {med(name, 2):.3f} |")
+              f"{med(name, 0) / ceiling:.2f}× | {statistics.median(rounds):.2f}× "
+              f"({min(rounds):.2f}–{max(rounds):.2f}) | {med(name, 1):.3f} | {med(name, 2):.3f} |")
     return 0
 
 

@@ -6,9 +6,11 @@ import re
 import statistics
 
 from .peers import RESULTS
+from .peers import SENDFILE as _SENDFILE_PEER
 
 OURS = "catzilla"
 CEILING = "ceiling"
+SENDFILE = _SENDFILE_PEER.name
 
 
 def _med(values):
@@ -135,13 +137,19 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
                   " | ".join(c[1] for c in cols) + " | flags |",
                   "|---|---:|---:|---:|" + "---:|" * len(cols) + "---|"]
         ref = _med([r.get("value") for r in wl["results"].get(OURS, {}).get("runs", [])])
+        # downloads: each figure against plain sendfile of the same file in the same run
+        ceil = _med([r.get("value") for r in wl["results"].get(SENDFILE, {}).get("runs", [])])
+        if ceil:
+            lines[-2] = lines[-2].replace(" | ×catzilla | ", " | ×catzilla | ×sendfile | ")
+            lines[-1] = lines[-1].replace("---:|", "---:|---:|", 1)
         rows = []
         for peer, slot in wl["results"].items():
             vals = [r["value"] for r in slot.get("runs", []) if r.get("value") is not None]
             rows.append((peer, slot, vals, _med(vals)))
         for peer, slot, vals, med in sorted(rows, key=lambda t: -(t[3] or 0)):
             if slot.get("na") or med is None:
-                lines.append(f"| {_label(res, peer)} | n/a | | | " + " | " * len(cols) +
+                lines.append(f"| {_label(res, peer)} | n/a | | | " + "| " * bool(ceil) +
+                             " | " * len(cols) +
                              f"{slot.get('na') or _errors(slot.get('runs', [])) or 'no result'}"
                              " |")
                 continue
@@ -149,6 +157,7 @@ def markdown(res: dict, json_name: str, png_name: str | None) -> str:
             lines.append(f"| {_label(res, peer)} | {_fmt(med, wl.get('digits', 0))} | "
                          f"{_fmt(min(vals), wl.get('digits', 0))}–"
                          f"{_fmt(max(vals), wl.get('digits', 0))} | {_ratio(med, ref)} | " +
+                         (f"{_ratio(med, ceil)} | " if ceil else "") +
                          " | ".join(extra) + f" | {_errors(slot['runs'])} |")
     side = sorted(RESULTS.glob("side-*.md"))
     if side:

@@ -225,7 +225,9 @@ class Plan:
         targets = [p for p in peers if p.name != "ceiling"]
         for r in range(self.args.runs):
             for key, _title, _unit, _desc, _cols, digits, method, route, fn in plan:
-                who = targets + ([SENDFILE] if key == "download/file" else [])
+                # the plain sendfile server is the ceiling of both downloads (it sends the
+                # same file whatever the path)
+                who = targets + ([SENDFILE] if key.startswith("download/") else [])
                 for peer in rotated(who, r):
                     slot = res["streaming"][key]["results"].setdefault(peer.name, {"runs": []})
                     res["peers"].setdefault(peer.name, {"label": peer.label, "note": peer.note})
