@@ -42,6 +42,7 @@ cdef class _Stream:
     cdef object drained
     cdef object task
     cdef bint sse
+    cdef str encoding            # the codec of str chunks when not UTF-8 (None: UTF-8)
     cdef bint zero_copy
     cdef uv.uv_timer_t* ping_timer
     cdef uint64_t ping_ms
@@ -96,6 +97,8 @@ cdef class Server:
     cdef public double request_timeout
     cdef public double min_body_rate
     cdef public double send_timeout
+    cdef public double lingering_timeout   # seconds of quiet that end lingering after our FIN
+    cdef public double lingering_time      # the longest a connection lingers after our FIN
     cdef public Py_ssize_t write_high_water
     cdef public Py_ssize_t write_low_water
     cdef readonly uint64_t total_accepted

@@ -528,9 +528,10 @@ cdef class Connection:
         else:
             target = b"".join(self.cur_url_parts)
         self.cur_url_parts = None
+        if method == "CONNECT":
+            # whatever the target's form (RFC 9112 3.2.3 allows only the authority form)
+            self._abort(501, "CONNECT is not supported (this is not a proxy)")
         if target[:1] != b"/":
-            if method == "CONNECT":
-                self._abort(501, "CONNECT is not supported (this is not a proxy)")
             parts = _origin_form(method, target)
             if parts is None:
                 self._abort(400, "Invalid request target")
@@ -799,6 +800,8 @@ cdef class Connection:
         stream.request = req
         stream.kind = kind
         stream.content = content
+        if response.charset != "utf-8" and not isinstance(response, _EventSourceResponse):
+            stream.encoding = response.charset   # a codec name (responses._codec_of)
         if isinstance(response, _EventSourceResponse):
             stream.sse = True
             if response.ping:

@@ -245,8 +245,9 @@ class StreamingResponse(Response):
 
     ``content`` is a sync generator, iterator or iterable (run on a worker thread, so it may
     block or ``time.sleep``), an async generator or iterator (run on the event loop), or a
-    callable returning one of those. Chunks may be ``str`` (sent as UTF-8) or bytes-like.
-    The body is sent with chunked transfer-encoding unless a ``Content-Length`` header is given.
+    callable returning one of those. Chunks may be ``str`` (encoded with the charset that
+    ``content_type`` names, UTF-8 by default) or bytes-like. The body is sent with chunked
+    transfer-encoding unless a ``Content-Length`` header is given.
 
     >>> def ticks():
     ...     for i in range(3):

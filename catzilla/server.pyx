@@ -61,6 +61,7 @@ cdef class Server:
                   int max_headers=100, Py_ssize_t max_body_size=16 * 1024 * 1024,
                   double keep_alive_timeout=5.0, double request_timeout=30.0,
                   double min_body_rate=1024.0, double send_timeout=60.0,
+                  double lingering_timeout=2.0, double lingering_time=5.0,
                   Py_ssize_t write_high_water=256 * 1024, Py_ssize_t write_low_water=64 * 1024,
                   server_header="catzilla", int max_stream_threads=1000,
                   double stream_thread_idle_timeout=5.0):
@@ -86,6 +87,8 @@ cdef class Server:
         self.request_timeout = request_timeout
         self.min_body_rate = min_body_rate
         self.send_timeout = send_timeout
+        self.lingering_timeout = lingering_timeout
+        self.lingering_time = lingering_time
         self.write_high_water = write_high_water
         self.write_low_water = write_low_water
         self.app_methods = _STANDARD_METHODS
@@ -251,10 +254,12 @@ cdef class Server:
                 continue
             if conn.lingering:
                 # Once our FIN is out (a slow reader may take long to drain the response
-                # before): until the client is quiet for 2 s, but 5 s at most, whatever it
-                # sends (lingering only protects the response from a reset; RFC 9112 9.6).
-                if conn.linger_since and (now - conn.last_activity > 2000
-                                          or now - conn.linger_since > 5000):
+                # before): until the client is quiet for lingering_timeout, but
+                # lingering_time at most, whatever it sends (lingering only protects the
+                # response from a reset; RFC 9112 9.6).
+                if conn.linger_since and (
+                        now - conn.last_activity > self.lingering_timeout * 1000.0
+                        or now - conn.linger_since > self.lingering_time * 1000.0):
                     conn._close()
             elif conn.in_message and not conn.continue_owed:
                 # (a request whose 100 Continue waits for its turn: the client waits for us)

@@ -98,6 +98,8 @@ def _close_producer(content):
 cdef inline bytes _encode_chunk(_Stream stream, object chunk):
     if stream.sse:
         return _sse_encode_item(chunk)
+    if stream.encoding is not None and isinstance(chunk, str):
+        return (<str>chunk).encode(stream.encoding)   # the charset the Content-Type names
     return _as_bytes(chunk)
 
 

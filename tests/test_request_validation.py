@@ -207,6 +207,7 @@ def test_absolute_form_takes_the_path_after_the_authority(port, target, path, qu
     (b"GET http:///x HTTP/1.1", 400),
     (b"GET http://u@h/x HTTP/1.1", 400),
     (b"CONNECT example.com:443 HTTP/1.1", 501),
+    (b"CONNECT /x HTTP/1.1", 501),   # an origin form is no way round it
 ])
 def test_targets_we_do_not_serve_are_refused(port, request_line, status):
     out = exchange(port, request_line + b"\r\nHost: example.com:443\r\nContent-Length: 0\r\n\r\n")

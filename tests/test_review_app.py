@@ -280,6 +280,41 @@ def test_charset_body_over_the_wire():
         assert r.content.decode(r.headers["Content-Type"].split("charset=")[1]) == "café"
 
 
+def test_streamed_str_chunks_use_the_charset_of_the_content_type():
+    from catzilla import EventSourceResponse
+
+    async def agen():
+        yield "café "
+        yield b"\xe9"
+
+    app = Catzilla()
+    latin = "text/plain; charset=iso-8859-1"
+    app.add_route("/sync", lambda r: StreamingResponse(iter(["café ", "€"]),
+                                                       content_type="text/plain; charset=cp1252"))
+    app.add_route("/async", lambda r: StreamingResponse(agen(), content_type=latin))
+    app.add_route("/whole", lambda r: StreamingResponse("café", content_type=latin))
+    app.add_route("/default", lambda r: StreamingResponse(iter(["café"])))
+    app.add_route("/sse", lambda r: EventSourceResponse(iter(["data: café\n\n"]), ping=None,
+                                                        headers={"Content-Type": latin}))
+    with TestClient(app) as client:
+        assert client.get("/sync").content == b"caf\xe9 \x80"
+        assert client.get("/async").content == b"caf\xe9 \xe9"
+        assert client.get("/whole").content == b"caf\xe9"
+        assert client.get("/default").content == "café".encode()
+        assert client.get("/sse").content == "data: café\n\n".encode()   # SSE is UTF-8
+
+
+def test_a_streamed_str_chunk_the_charset_cannot_encode_breaks_only_its_stream(caplog):
+    app = Catzilla()
+    app.add_route("/bad", lambda r: StreamingResponse(iter(["ok ", "日本"]),
+                                                      content_type="text/plain; charset=latin-1"))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /bad HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = c.read_until_closed()
+    assert b"ok " in data and not data.endswith(b"0\r\n\r\n")   # truncated, no last chunk
+    assert any("UnicodeEncodeError" in (r.exc_text or r.getMessage()) for r in errors(caplog))
+
+
 # -- 6. and 7. statuses ------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import asyncio
 import socket
 import time
 
-from conftest import RawClient
+from conftest import RawClient, wait_for
 
 from catzilla import Catzilla, Response, StreamingResponse
 from catzilla.testing import TestClient
@@ -98,6 +98,33 @@ def test_lingering_close_is_bounded_while_the_client_keeps_sending():
         took = closed_within(c.sock, 10.0, send=b"x" * 100, every=0.2)
         assert took is not None, "the lingering connection outlived 10 s of client data"
         assert took < 7.5   # the absolute linger bound (5 s) + one tick + slack
+
+
+def test_lingering_time_is_an_option():
+    app = make_app(lingering_timeout=0.3, lingering_time=1.5)
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        assert c.read_until_closed().startswith(b"HTTP/1.1 400 ")
+        # data every 0.1 s: never quiet for lingering_timeout, so lingering_time ends it
+        took = closed_within(c.sock, 10.0, send=b"x" * 100, every=0.1)
+        assert took is not None, "the lingering connection outlived 10 s of client data"
+        assert 1.0 < took < 3.3   # lingering_time + one tick of the 1 s ticker + slack
+
+
+def test_lingering_timeout_is_an_option():
+    app = make_app(lingering_timeout=0.3, lingering_time=30.0)
+
+    def lingering() -> int:
+        return sum(row["lingering"] for s in app._servers for row in s.debug_state()["conns"])
+
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        assert c.read_until_closed().startswith(b"HTTP/1.1 400 ")
+        t0 = time.monotonic()
+        assert client.call_in_server(lingering) == 1
+        # a quiet client: closed after lingering_timeout, long before lingering_time
+        assert wait_for(lambda: client.call_in_server(lingering) == 0, timeout=10.0)
+        assert time.monotonic() - t0 < 2.5   # lingering_timeout + one tick + slack
 
 
 def test_slow_reader_of_a_closing_response_gets_all_of_it():
