@@ -184,8 +184,10 @@ def main(argv=None) -> int:
     json_path.write_text(json.dumps(res, indent=1))
     png = report.plot(res, RESULTS / f"{stamp}.png")
     md = report.markdown(res, json_path.name, png.name if png else None)
-    (peers.BENCH / "RESULTS.md").write_text(md)
-    print(f"wrote {json_path}, {peers.BENCH / 'RESULTS.md'}" + (f", {png}" if png else ""))
+    # a smoke run must not replace the tables of the last full run
+    md_path = RESULTS / f"{stamp}.md" if args.quick else peers.BENCH / "RESULTS.md"
+    md_path.write_text(md)
+    print(f"wrote {json_path}, {md_path}" + (f", {png}" if png else ""))
     return 0
 
 

@@ -224,7 +224,7 @@ class Plan:
                                      "columns": cols, "digits": digits, "results": {}}
         targets = [p for p in peers if p.name != "ceiling"]
         for r in range(self.args.runs):
-            for key, _title, _unit, _desc, _cols, digits, method, route, fn in plan:
+            for key, _title, unit, _desc, _cols, digits, method, route, fn in plan:
                 # the plain sendfile server is the ceiling of both downloads (it sends the
                 # same file whatever the path)
                 who = targets + ([SENDFILE] if key.startswith("download/") else [])

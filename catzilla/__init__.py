@@ -7,7 +7,7 @@ from catzilla.app import Catzilla
 from catzilla.broadcast import Broadcast
 from catzilla.datastructures import Address, Headers, QueryParams
 from catzilla.exceptions import HTTPException
-from catzilla.files import FileResponse, UnsafePathError, safe_join
+from catzilla.files import FileResponse, UnsafePathError, content_disposition, safe_join
 from catzilla.responses import (
     EventSourceResponse,
     HTMLResponse,
@@ -39,6 +39,7 @@ __all__ = [
     "ServerSentEvent",
     "StreamingResponse",
     "UnsafePathError",
+    "content_disposition",
     "format_sse",
     "safe_join",
     "stop_reconnecting",

@@ -83,7 +83,8 @@ class FileResponse(Response):
         super().__init__(None, status_code, headers, media)
         if filename is not None:
             self.raw_headers.append(
-                (b"Content-Disposition", _content_disposition(content_disposition_type, filename)))
+                (b"Content-Disposition",
+                 content_disposition(filename, content_disposition_type).encode("latin-1")))
         self.file_range: tuple[str, int, int] | None = None
 
     def prepare(self, request: Any) -> Response:
@@ -134,16 +135,21 @@ class FileResponse(Response):
         return prepared
 
 
-def _content_disposition(disposition: str, filename: str) -> bytes:
-    """``attachment; filename="..."`` with an ASCII fallback (quoted-string, RFC 9110
-    section 5.6.4: ``\\`` and ``"`` escaped, controls and non-ASCII replaced), plus
-    ``filename*=utf-8''...`` (RFC 8187) when the fallback is not the exact name."""
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
+    """A Content-Disposition value for any file name: ``attachment; filename="..."`` with
+    an ASCII fallback (quoted-string, RFC 9110 section 5.6.4: ``\\`` and ``"`` escaped,
+    controls and non-ASCII replaced), plus ``filename*=utf-8''...`` (RFC 8187) when the
+    fallback is not the exact name.
+
+    >>> content_disposition("日本.txt")
+    # attachment; filename="??.txt"; filename*=utf-8''%E6%97%A5%E6%9C%AC.txt
+    """
     fallback = _NOT_QDTEXT.sub("_", filename.encode("ascii", "replace").decode("ascii"))
     value = '%s; filename="%s"' % (
         disposition, fallback.replace("\\", "\\\\").replace('"', '\\"'))
     if fallback != filename or '"' in filename or "\\" in filename:
         value += "; filename*=utf-8''%s" % quote(filename, safe="!#$&+-.^_`|~")
-    return value.encode("latin-1")
+    return value
 
 
 _NOT_QDTEXT = re.compile(r"[\x00-\x1f\x7f]")

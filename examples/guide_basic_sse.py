@@ -6,6 +6,10 @@
 # - app.listen(port=8000) takes the port from the PORT environment variable (default 8000) and
 #   the host from HOST (default "0.0.0.0", catzilla's default), so the example can run on any
 #   port (the tests use a free loopback port); `import os` was added for this.
+#
+# Left as the guide has it: each event's data is a Python dict written with single quotes
+# ({'count': 0, ...}), which the guide's client JavaScript cannot JSON.parse(event.data); a
+# client of this endpoint should read it as text (json.dumps in the generator would fix it).
 # ruff: noqa: F401, I001  (the guide's code is kept as written)
 import os
 

@@ -5,6 +5,10 @@
 #   directory (GET /download/. names uploads/ itself) the guide's code answered 200 with the
 #   directory's st_size (4096) as Content-Length, then open() raised IsADirectoryError in the
 #   generator and the client got a cut-off body; now it is a 404 like any missing file.
+# - The Content-Disposition value is built by `content_disposition(filename)` instead of
+#   f"attachment; filename={filename}". The guide's f-string gave a 500 for a name outside
+#   Latin-1 (日本.txt: a header must be Latin-1) and a malformed header for a name with a `"`
+#   or `;` in it; the helper quotes the name and adds filename*= (RFC 8187) when needed.
 # - app.listen(port=8000) takes the port from the PORT environment variable (default 8000) and
 #   the host from HOST (default "0.0.0.0", catzilla's default), so the example can run on any
 #   port (the tests use a free loopback port).
@@ -16,6 +20,7 @@
 # (tests/test_examples.py checks this).
 # ruff: noqa: I001  (the guide's code is kept as written)
 from catzilla import Catzilla, Request, Response, StreamingResponse, JSONResponse
+from catzilla import content_disposition
 import os
 from pathlib import Path
 
@@ -48,7 +53,7 @@ def stream_file_download(request: Request) -> Response:
         file_streamer(file_path),
         content_type="application/octet-stream",
         headers={
-            "Content-Disposition": f"attachment; filename={filename}",
+            "Content-Disposition": content_disposition(filename),
             "Content-Length": str(file_size)
         }
     )

@@ -33,11 +33,14 @@ def test_bench_quick(wrk_installed):
                               cwd=REPO, capture_output=True, text=True, timeout=110)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         res = json.loads(out.read_text())
-    finally:  # the smoke test must not replace the committed results
-        if saved_md is not None:
+        assert out.with_suffix(".md").exists()   # the smoke run's own tables
+    finally:
+        replaced = saved_md is not None and results_md.read_bytes() != saved_md
+        if replaced:   # put the committed results back before failing
             results_md.write_bytes(saved_md)
         for leftover in out.parent.glob(f"{stem}.*"):
             leftover.unlink()
+    assert not replaced, "a quick run replaced bench/RESULTS.md"
     case = res["http"]["plaintext/c64/keepalive"]["results"]["catzilla"]
     assert not case.get("na"), case.get("na")
     [run] = case["runs"]

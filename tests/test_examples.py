@@ -117,6 +117,8 @@ def test_file_download(tmp_path: Path) -> None:
     payload = os.urandom(200_003)  # many 8 KiB chunks and a short last one
     (uploads / "sample.bin").write_bytes(payload)
     (uploads / "empty.txt").write_bytes(b"")
+    for name in ("日本.txt", 'q"uote;x.txt'):
+        (uploads / name).write_bytes(name.encode())
     (uploads / "sub").mkdir()
     token = "TOP-SECRET-%s" % os.urandom(8).hex()
     secret = tmp_path / "secret.txt"
@@ -129,7 +131,8 @@ def test_file_download(tmp_path: Path) -> None:
                 body = await r.read()
                 assert body == payload
                 assert single_header(r, "Content-Length") == str(len(payload))
-                assert single_header(r, "Content-Disposition") == "attachment; filename=sample.bin"
+                disposition = single_header(r, "Content-Disposition")
+                assert disposition == 'attachment; filename="sample.bin"'
                 assert r.headers["Content-Type"] == "application/octet-stream"
                 assert "Transfer-Encoding" not in r.headers
 
@@ -137,6 +140,17 @@ def test_file_download(tmp_path: Path) -> None:
                 assert r.status == 200
                 assert await r.read() == b""
                 assert single_header(r, "Content-Length") == "0"
+
+            for name, disposition in [
+                ("日本.txt", "attachment; filename=\"??.txt\"; "
+                            "filename*=utf-8''%E6%97%A5%E6%9C%AC.txt"),
+                ('q"uote;x.txt', "attachment; filename=\"q\\\"uote;x.txt\"; "
+                                 "filename*=utf-8''q%22uote%3Bx.txt"),
+            ]:
+                async with session.get(url + "/download/" + quote(name)) as r:
+                    assert r.status == 200
+                    assert await r.read() == name.encode()
+                    assert single_header(r, "Content-Disposition") == disposition
 
             async with session.get(url + "/download/missing.txt") as r:
                 assert r.status == 404

@@ -23,6 +23,7 @@ from catzilla import (
     Response,
     StreamingResponse,
     _core,
+    content_disposition,
 )
 from catzilla.datastructures import Headers, QueryParams
 from catzilla.exceptions import RequestBodyError, RequestJSONError
@@ -206,6 +207,7 @@ def test_content_disposition_quoting(tmp_path, name, expected):
     value = response.headers["Content-Disposition"]
     assert value == expected
     _core.serialise_head(200, response.raw_headers, 0)     # a valid header on the wire
+    assert content_disposition(name) == expected           # the same for any response
 
 
 # -- 4. redirects to non-ASCII URLs ------------------------------------------------------------
