@@ -246,24 +246,27 @@ cdef class Connection:
         self._feed(data, nread)
 
     cdef void _feed(self, const char* data, Py_ssize_t n):
+        """Hand a read to its readers in turn: the fast path between messages, llhttp, and
+        the body of an Upgrade request we ignore. A loop, not recursion: a read can hold many
+        requests that each hand the rest on."""
         cdef Py_ssize_t used
-        if self.upgrade_req is not None:
-            self._upgrade_body(data, n)
-            return
-        if (not self.in_message and not self.close_after_response and not self.input_done
-                and self.server.fast_heads):
-            # Between messages: complete plain requests are taken without llhttp.
-            while n > 0:
-                used = self._fast_request(data, n)
+        while n > 0:
+            if self.upgrade_req is not None:
+                used = self._upgrade_body(data, n)
+            else:
+                used = -1
+                if (not self.in_message and not self.close_after_response
+                        and not self.input_done and self.server.fast_heads):
+                    # Between messages: a complete plain request is taken without llhttp.
+                    used = self._fast_request(data, n)
                 if used < 0:
-                    break
-                data += used
-                n -= used
-                if self.closed or self.lingering or self.close_after_response or self.input_done:
-                    return   # what follows a "Connection: close" request is not answered
-            if n == 0:
+                    used = self._feed_parser(data, n)
+            if used <= 0:
                 return
-        self._feed_parser(data, n)
+            data += used
+            n -= used
+            if self.closed or self.lingering or self.close_after_response or self.input_done:
+                return   # what follows a "Connection: close" request is not answered
 
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n):
         """Take one complete request head at p if it is plain: GET or HEAD, origin-form
@@ -374,7 +377,9 @@ cdef class Connection:
         else:
             self._dispatch(req)
 
-    cdef void _feed_parser(self, const char* data, Py_ssize_t n):
+    cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n):
+        """Feed llhttp; returns the bytes it took (n but after an Upgrade request, where
+        the rest is for the caller to hand on)."""
         cdef Py_ssize_t used
         cdef bint was_in_headers = self.in_message and not self.headers_done
         cdef Request started_with = self.cur
@@ -385,32 +390,26 @@ cdef class Connection:
         try:
             self.parser.feed_data(mv)
         except _ParserUpgrade as exc:
-            if self.upgrade_req is not None:
-                # We do not upgrade, so the request is served as HTTP/1.1 with its body
-                # (RFC 9110 7.8), which llhttp left unread: take it ourselves, then go on
-                # with a new parser.
-                self.parser = _new_parser(self)
-                used = exc.args[0] if exc.args else n
-                self._upgrade_body(data + used, n - used)
-                return
-            # The request was answered as a plain request; what follows it is not HTTP.
-            self.close_after_response = True
-            if not self.busy and not self.pending:
-                self._graceful_close()
-            return
+            # We do not upgrade (CONNECT was refused before), so the request is served as
+            # HTTP/1.1 and the connection goes on in HTTP/1.1 (RFC 9110 7.8), as for any
+            # request: llhttp stops after it, so a new parser reads what follows; with a
+            # body, that body first (_upgrade_body: llhttp left it unread).
+            self.parser = _new_parser(self)
+            used = exc.args[0] if exc.args else n
+            return used if 0 < used <= n else n
         except _ParserCallbackError:
             if self.reject_status > 0:
                 self._reject(self.reject_status, self.reject_detail)
             elif self.reject_status == 0:
                 _report_error(RuntimeError("parser callback failed"))
                 self._close()
-            return
+            return n
         except _ParserInvalidMethodError:
             self._reject(_invalid_method_status(data, n), None)
-            return
+            return n
         except _ParserError as exc:
             self._reject(400, "Bad Request: %s" % (exc,))
-            return
+            return n
         finally:
             mv.release()
         if self.in_message and not self.headers_done and not self.closed:
@@ -434,6 +433,7 @@ cdef class Connection:
                 self.tail_bytes += n
                 if self.tail_bytes > self.server.max_header_size:
                     self._reject(431, None)
+        return n
 
     # httptools callbacks (called inside feed_data) ------------------------------------------
 
@@ -602,7 +602,8 @@ cdef class Connection:
         if self.lingering or self.closed:
             self._stop_parsing()
 
-    cdef void _upgrade_body(self, const char* data, Py_ssize_t n):
+    cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n):
+        """Take the body of upgrade_req from data; returns the bytes taken."""
         cdef Py_ssize_t take = n if n < self.upgrade_left else self.upgrade_left
         cdef Request req
         if take > 0:
@@ -610,7 +611,7 @@ cdef class Connection:
             self.upgrade_left -= take
             self.cur_body_size += take   # progress, for the body-rate timeout
         if self.upgrade_left > 0:
-            return
+            return take
         req = self.upgrade_req
         req._body = b"".join(self.upgrade_body)
         self.upgrade_req = None
@@ -620,8 +621,7 @@ cdef class Connection:
         if not req.keep_alive:
             self.input_done = True
         self._take_request(req)
-        if n > take and not (self.closed or self.lingering or self.input_done):
-            self._feed(data + take, n - take)
+        return take
 
     cdef _abort(self, int status, str detail):
         self.reject_status = status

@@ -12,6 +12,7 @@ import socket
 
 import h11
 import pytest
+from conftest import RawClient
 
 from catzilla import Catzilla, JSONResponse, Response, StreamingResponse, _core
 from catzilla.testing import TestClient
@@ -147,3 +148,46 @@ def test_serialise_head_writes_one_content_length_of_equal_fields():
                     [(b"Content-Length", b"1" * 30)]):
         with pytest.raises(ValueError):
             _core.serialise_head(200, headers)
+
+
+# -- 2. an Upgrade request we ignore --------------------------------------------------------
+
+
+@pytest.mark.parametrize("request_", [
+    b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    b"POST /a HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    b"Content-Length: 0\r\n\r\n",
+    b"POST /a HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    b"Content-Length: 2\r\n\r\nhi",
+], ids=["h2c-get", "post-empty", "post-body"])
+def test_an_ignored_upgrade_is_served_as_http11_and_the_connection_goes_on(servers, request_):
+    method = request_.split(b" ", 1)[0].decode()
+    for srv in servers:
+        with RawClient(srv.port) as c:
+            c.send(request_ + NEXT)   # pipelined
+            resp, body = c.response(method)
+            assert resp.status_code == 200 and b'"path":"/a"' in body
+            assert resp.headers and (b"connection", b"close") not in resp.headers
+            assert b'"path":"/next"' in c.response()[1]
+            c.send(request_)           # and reused after its response, as curl --http2 does
+            assert b'"path":"/a"' in c.response(method)[1]
+            c.send(NEXT)
+            assert b'"path":"/next"' in c.response()[1]
+
+
+def test_many_ignored_upgrades_in_one_read_are_all_answered(servers):
+    upgrade = b"GET /u HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    for srv in servers:
+        raw = read_all(srv.port, upgrade * 300 + b"GET /last HTTP/1.1\r\nHost: t\r\n"
+                       b"Connection: close\r\n\r\n")
+        responses, rest = parse(raw, ["GET"] * 301)
+        assert [b'"path":"/u"' in body for _, body in responses[:300]] == [True] * 300
+        assert b'"path":"/last"' in responses[300][1] and rest == b""
+
+
+def test_connect_is_still_refused_and_closes(servers):
+    for srv in servers:
+        raw = read_all(srv.port, b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n" + NEXT)
+        (resp,), rest = parse(raw, ["CONNECT"])
+        assert resp[0] == 501 and rest == b""
