@@ -456,10 +456,14 @@ cdef class Connection:
         self.expect_length = -1
         self.cur_te = None
         self.cur_host = None
+        self.cur_head = False
         self.expect_continue = False
         self.message_started = uv.uv_now(self.server.uvloop)
 
     def on_url(self, bytes url):
+        if not self.cur_url_parts:
+            # known from here on: a HEAD we reject gets no body either (RFC 9110 9.3.2)
+            self.cur_head = self.parser.get_method() == b"HEAD"
         self.cur_url_parts.append(url)
         self.cur_header_bytes += len(url)
         if self.cur_header_bytes > self.server.max_url_size:
@@ -585,6 +589,7 @@ cdef class Connection:
         self.in_message = False
         self.continue_owed = False   # the body came without it
         self.cur = None
+        self.cur_head = False
         if self.cur_body is None:
             req._body = b""
         elif len(self.cur_body) == 1:
@@ -618,6 +623,7 @@ cdef class Connection:
         self.upgrade_body = None
         self.in_message = False
         self.continue_owed = False
+        self.cur_head = False
         if not req.keep_alive:
             self.input_done = True
         self._take_request(req)
@@ -742,15 +748,20 @@ cdef class Connection:
 
     cdef void _reject(self, int status, str detail):
         """Answer a request we could not parse or accept, then close the connection."""
+        self._reject_as(status, detail, self.cur_head)
+
+    cdef void _reject_as(self, int status, str detail, bint head_only):
+        """_reject, for a HEAD request (head_only: no body) or not."""
         cdef bytes body
         self.in_message = False
+        self.cur_head = False
         if self.closed or self.lingering:
             return
         if self.busy or self.pending:
             # Requests before it are still being answered: they are, in order, then the 4xx.
             self.input_done = True
             self.continue_owed = False
-            self.pending.append((status, detail))
+            self.pending.append((status, detail, head_only))
             self._pause_reading()
             return
         self.close_after_response = True
@@ -758,7 +769,8 @@ cdef class Connection:
             detail = _reason_phrase(status)
         body = _json.dumps({"detail": detail}, separators=(",", ":")).encode()
         try:
-            self._write_simple(status, body, [(b"Content-Type", _JSON_TYPE)], False, False, False)
+            self._write_simple(status, body, [(b"Content-Type", _JSON_TYPE)], head_only, False,
+                               False)
         except BaseException as exc:
             _report_error(exc)
         self._graceful_close()
@@ -1060,7 +1072,7 @@ cdef class Connection:
         while self.pending and not self.busy and not self.closed and not self.lingering:
             item = self.pending.popleft()
             if type(item) is tuple:   # a request that could not be parsed: its 4xx, and close
-                self._reject(item[0], item[1])
+                self._reject_as(item[0], item[1], item[2])
                 return
             self._dispatch(<Request>item)
         if self.continue_owed and not self.busy and not self.closed and not self.lingering:

@@ -191,3 +191,43 @@ def test_connect_is_still_refused_and_closes(servers):
         raw = read_all(srv.port, b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n" + NEXT)
         (resp,), rest = parse(raw, ["CONNECT"])
         assert resp[0] == 501 and rest == b""
+
+
+# -- 3. a HEAD request the server rejects ---------------------------------------------------
+
+
+@pytest.mark.parametrize("head, status", [
+    (b"HEAD /x HTTP/1.1\r\n\r\n", 400),                                   # no Host
+    (b"HEAD /x HTTP/1.1\r\nHost: a b\r\n\r\n", 400),                      # invalid Host
+    (b"HEAD /x HTTP/1.1\r\nHost: t\r\nExpect: magic\r\n\r\n", 417),
+    (b"HEAD /x HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\n", 413),
+    (b"HEAD /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"HEAD /x HTTP/1.1\r\nHost: t\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(101))
+     + b"\r\n", 431),
+    (b"HEAD /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+], ids=["no-host", "bad-host", "expect", "too-large", "long-target", "many-fields", "coding"])
+def test_a_rejected_head_request_gets_no_body(servers, head, status):
+    for srv in servers:
+        raw = read_all(srv.port, head)
+        assert raw.startswith(b"HTTP/1.1 %d " % status)
+        assert raw.endswith(b"\r\n\r\n"), raw   # the head and nothing after it
+        assert b"connection: close" in raw.lower()
+        # ... also when it waits for the answer to a busy request before it
+        raw = read_all(srv.port, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n" + head)
+        (first, second), rest = parse(raw, ["GET", "HEAD"])
+        assert first == (200, b"slow") and second == (status, b"") and rest == b""
+
+
+def test_a_rejected_request_of_unknown_method_keeps_its_body(servers):
+    for srv in servers:
+        raw = read_all(srv.port, b"G\x01T /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        (resp,), rest = parse(raw, ["GET"])
+        assert resp[0] == 400 and b"detail" in resp[1] and rest == b""
+
+
+def test_a_head_request_that_times_out_gets_no_body():
+    with TestClient(make_app()) as client, RawClient(client.port) as c:
+        client.server.request_timeout = 0.5
+        c.send(b"HEAD /x HTTP/1.1\r\nHost: t\r\n")   # the head never ends
+        raw = c.read_until_closed()
+    assert raw.startswith(b"HTTP/1.1 408 ") and raw.endswith(b"\r\n\r\n"), raw
