@@ -338,7 +338,9 @@ cdef class Connection:
             elif ((nlen == 14 and catzilla_lower_eq(n0, 14, "content-length"))
                     or (nlen == 17 and catzilla_lower_eq(n0, 17, "transfer-encoding"))
                     or (nlen == 6 and catzilla_lower_eq(n0, 6, "expect"))
-                    or (nlen == 7 and catzilla_lower_eq(n0, 7, "upgrade"))):
+                    or (nlen == 7 and catzilla_lower_eq(n0, 7, "upgrade"))
+                    # llhttp reads it as Connection: its answer, whatever the read split
+                    or (nlen == 16 and catzilla_lower_eq(n0, 16, "proxy-connection"))):
                 return -1
             size += nlen + vlen + 4
             if size > srv.max_header_size or len(headers) >= srv.max_headers:

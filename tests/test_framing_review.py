@@ -231,3 +231,17 @@ def test_a_head_request_that_times_out_gets_no_body():
         c.send(b"HEAD /x HTTP/1.1\r\nHost: t\r\n")   # the head never ends
         raw = c.read_until_closed()
     assert raw.startswith(b"HTTP/1.1 408 ") and raw.endswith(b"\r\n\r\n"), raw
+
+
+# -- 4. Proxy-Connection ----------------------------------------------------------------
+
+
+def test_proxy_connection_close_gets_the_same_answer_on_both_paths(servers):
+    fast, slow = servers
+    data = (b"GET /a HTTP/1.1\r\nHost: t\r\nProxy-Connection: close\r\n\r\n"
+            b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n")
+    raws = [read_all(srv.port, data) for srv in (fast, slow)]
+    for raw in raws:
+        (resp,), rest = parse(raw, ["GET"])   # llhttp reads it as Connection: close
+        assert b'"path":"/a"' in resp[1] and rest == b""
+    assert head_lines(raws[0], b"connection") == head_lines(raws[1], b"connection")
