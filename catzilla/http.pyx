@@ -407,7 +407,13 @@ cdef class Connection:
                 self._close()
             return n
         except _ParserInvalidMethodError:
-            self._reject(_invalid_method_status(data, n), None)
+            # 501 or 400 from the failing request's own line, known when it began this read
+            # with nothing before it; else (behind a request llhttp read in the same read,
+            # or a method split across reads) the plain answer to a garbled request, 400
+            if not was_in_headers and not was_in_body and self.messages_begun == begun_before + 1:
+                self._reject(_invalid_method_status(data, n), None)
+            else:
+                self._reject(400, None)
             return n
         except _ParserError as exc:
             self._reject(400, "Bad Request: %s" % (exc,))
@@ -1244,9 +1250,12 @@ cdef int _invalid_method_status(const char* data, Py_ssize_t n):
     """501 for a well-formed request line (token SP target SP HTTP/x.y) whose method we do
     not implement, else 400."""
     cdef Py_ssize_t i = 0, t
+    while i < n and (data[i] == 13 or data[i] == 10):
+        i += 1   # the empty lines llhttp skips before a request
+    t = i
     while i < n and catzilla_is_tchar(<unsigned char>data[i]):
         i += 1
-    if i == 0 or i >= n or data[i] != 32:
+    if i == t or i >= n or data[i] != 32:
         return 400
     i += 1
     t = i

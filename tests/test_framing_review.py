@@ -245,3 +245,23 @@ def test_proxy_connection_close_gets_the_same_answer_on_both_paths(servers):
         (resp,), rest = parse(raw, ["GET"])   # llhttp reads it as Connection: close
         assert b'"path":"/a"' in resp[1] and rest == b""
     assert head_lines(raws[0], b"connection") == head_lines(raws[1], b"connection")
+
+
+# -- 5. 400 or 501 for an invalid method -------------------------------------------------------
+
+
+def test_the_status_of_an_invalid_method_depends_on_its_own_line(servers):
+    good = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+    bad = b"G\x01T /b HTTP/1.1\r\nHost: t\r\n\r\n"      # not a request line: 400
+    unknown = b"FOO /b HTTP/1.1\r\nHost: t\r\n\r\n"     # a method we do not implement: 501
+    for srv in servers:
+        for before in (b"", b"\r\n", good):
+            # (when llhttp read the GET, the well-formed line before must not be what is judged)
+            raw = read_all(srv.port, before + bad)
+            assert raw.count(b"HTTP/1.1 400 ") == 1 and b"HTTP/1.1 501" not in raw, before
+        for before in (b"", b"\r\n"):
+            raw = read_all(srv.port, before + unknown)
+            assert raw.startswith(b"HTTP/1.1 501 "), before
+    # behind a request the fast path took, the line starts its own read of llhttp
+    raw = read_all(servers[0].port, good + unknown)
+    assert b"HTTP/1.1 200 " in raw and b"HTTP/1.1 501 " in raw
