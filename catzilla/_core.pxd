@@ -155,6 +155,7 @@ cdef class Connection:
     cdef uint64_t messages_begun  # on_message_begin calls so far
     cdef Py_ssize_t head_raw        # raw bytes of the reads the unfinished head came in
     cdef bint headers_done
+    cdef bint cur_head           # the request being parsed is a HEAD (known from its target on)
     cdef bint expect_continue
     cdef int reject_status
     cdef str reject_detail
@@ -190,8 +191,8 @@ cdef class Connection:
     cdef void _on_read(self, Py_ssize_t nread, const char* data)
     cdef void _feed(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n)
-    cdef void _feed_parser(self, const char* data, Py_ssize_t n)
-    cdef void _upgrade_body(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
     cdef void _take_request(self, Request req)
     cdef void _dispatch(self, Request req)
     cdef void _finish(self, Request req, object result)
@@ -202,6 +203,7 @@ cdef class Connection:
     cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1
     cdef void _on_write_done(self, int status)
     cdef void _reject(self, int status, str detail)
+    cdef void _reject_as(self, int status, str detail, bint head_only)
     cdef void _response_done(self)
     cdef bint _send_stalled(self, uint64_t now, uint64_t limit)
     cdef size_t _unsent(self)

@@ -246,24 +246,27 @@ cdef class Connection:
         self._feed(data, nread)
 
     cdef void _feed(self, const char* data, Py_ssize_t n):
+        """Hand a read to its readers in turn: the fast path between messages, llhttp, and
+        the body of an Upgrade request we ignore. A loop, not recursion: a read can hold many
+        requests that each hand the rest on."""
         cdef Py_ssize_t used
-        if self.upgrade_req is not None:
-            self._upgrade_body(data, n)
-            return
-        if (not self.in_message and not self.close_after_response and not self.input_done
-                and self.server.fast_heads):
-            # Between messages: complete plain requests are taken without llhttp.
-            while n > 0:
-                used = self._fast_request(data, n)
+        while n > 0:
+            if self.upgrade_req is not None:
+                used = self._upgrade_body(data, n)
+            else:
+                used = -1
+                if (not self.in_message and not self.close_after_response
+                        and not self.input_done and self.server.fast_heads):
+                    # Between messages: a complete plain request is taken without llhttp.
+                    used = self._fast_request(data, n)
                 if used < 0:
-                    break
-                data += used
-                n -= used
-                if self.closed or self.lingering or self.close_after_response or self.input_done:
-                    return   # what follows a "Connection: close" request is not answered
-            if n == 0:
+                    used = self._feed_parser(data, n)
+            if used <= 0:
                 return
-        self._feed_parser(data, n)
+            data += used
+            n -= used
+            if self.closed or self.lingering or self.close_after_response or self.input_done:
+                return   # what follows a "Connection: close" request is not answered
 
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n):
         """Take one complete request head at p if it is plain: GET or HEAD, origin-form
@@ -335,7 +338,9 @@ cdef class Connection:
             elif ((nlen == 14 and catzilla_lower_eq(n0, 14, "content-length"))
                     or (nlen == 17 and catzilla_lower_eq(n0, 17, "transfer-encoding"))
                     or (nlen == 6 and catzilla_lower_eq(n0, 6, "expect"))
-                    or (nlen == 7 and catzilla_lower_eq(n0, 7, "upgrade"))):
+                    or (nlen == 7 and catzilla_lower_eq(n0, 7, "upgrade"))
+                    # llhttp reads it as Connection: its answer, whatever the read split
+                    or (nlen == 16 and catzilla_lower_eq(n0, 16, "proxy-connection"))):
                 return -1
             size += nlen + vlen + 4
             if size > srv.max_header_size or len(headers) >= srv.max_headers:
@@ -374,7 +379,9 @@ cdef class Connection:
         else:
             self._dispatch(req)
 
-    cdef void _feed_parser(self, const char* data, Py_ssize_t n):
+    cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n):
+        """Feed llhttp; returns the bytes it took (n but after an Upgrade request, where
+        the rest is for the caller to hand on)."""
         cdef Py_ssize_t used
         cdef bint was_in_headers = self.in_message and not self.headers_done
         cdef Request started_with = self.cur
@@ -385,32 +392,32 @@ cdef class Connection:
         try:
             self.parser.feed_data(mv)
         except _ParserUpgrade as exc:
-            if self.upgrade_req is not None:
-                # We do not upgrade, so the request is served as HTTP/1.1 with its body
-                # (RFC 9110 7.8), which llhttp left unread: take it ourselves, then go on
-                # with a new parser.
-                self.parser = _new_parser(self)
-                used = exc.args[0] if exc.args else n
-                self._upgrade_body(data + used, n - used)
-                return
-            # The request was answered as a plain request; what follows it is not HTTP.
-            self.close_after_response = True
-            if not self.busy and not self.pending:
-                self._graceful_close()
-            return
+            # We do not upgrade (CONNECT was refused before), so the request is served as
+            # HTTP/1.1 and the connection goes on in HTTP/1.1 (RFC 9110 7.8), as for any
+            # request: llhttp stops after it, so a new parser reads what follows; with a
+            # body, that body first (_upgrade_body: llhttp left it unread).
+            self.parser = _new_parser(self)
+            used = exc.args[0] if exc.args else n
+            return used if 0 < used <= n else n
         except _ParserCallbackError:
             if self.reject_status > 0:
                 self._reject(self.reject_status, self.reject_detail)
             elif self.reject_status == 0:
                 _report_error(RuntimeError("parser callback failed"))
                 self._close()
-            return
+            return n
         except _ParserInvalidMethodError:
-            self._reject(_invalid_method_status(data, n), None)
-            return
+            # 501 or 400 from the failing request's own line, known when it began this read
+            # with nothing before it; else (behind a request llhttp read in the same read,
+            # or a method split across reads) the plain answer to a garbled request, 400
+            if not was_in_headers and not was_in_body and self.messages_begun == begun_before + 1:
+                self._reject(_invalid_method_status(data, n), None)
+            else:
+                self._reject(400, None)
+            return n
         except _ParserError as exc:
             self._reject(400, "Bad Request: %s" % (exc,))
-            return
+            return n
         finally:
             mv.release()
         if self.in_message and not self.headers_done and not self.closed:
@@ -434,6 +441,7 @@ cdef class Connection:
                 self.tail_bytes += n
                 if self.tail_bytes > self.server.max_header_size:
                     self._reject(431, None)
+        return n
 
     # httptools callbacks (called inside feed_data) ------------------------------------------
 
@@ -456,10 +464,14 @@ cdef class Connection:
         self.expect_length = -1
         self.cur_te = None
         self.cur_host = None
+        self.cur_head = False
         self.expect_continue = False
         self.message_started = uv.uv_now(self.server.uvloop)
 
     def on_url(self, bytes url):
+        if not self.cur_url_parts:
+            # known from here on: a HEAD we reject gets no body either (RFC 9110 9.3.2)
+            self.cur_head = self.parser.get_method() == b"HEAD"
         self.cur_url_parts.append(url)
         self.cur_header_bytes += len(url)
         if self.cur_header_bytes > self.server.max_url_size:
@@ -585,6 +597,7 @@ cdef class Connection:
         self.in_message = False
         self.continue_owed = False   # the body came without it
         self.cur = None
+        self.cur_head = False
         if self.cur_body is None:
             req._body = b""
         elif len(self.cur_body) == 1:
@@ -602,7 +615,8 @@ cdef class Connection:
         if self.lingering or self.closed:
             self._stop_parsing()
 
-    cdef void _upgrade_body(self, const char* data, Py_ssize_t n):
+    cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n):
+        """Take the body of upgrade_req from data; returns the bytes taken."""
         cdef Py_ssize_t take = n if n < self.upgrade_left else self.upgrade_left
         cdef Request req
         if take > 0:
@@ -610,18 +624,18 @@ cdef class Connection:
             self.upgrade_left -= take
             self.cur_body_size += take   # progress, for the body-rate timeout
         if self.upgrade_left > 0:
-            return
+            return take
         req = self.upgrade_req
         req._body = b"".join(self.upgrade_body)
         self.upgrade_req = None
         self.upgrade_body = None
         self.in_message = False
         self.continue_owed = False
+        self.cur_head = False
         if not req.keep_alive:
             self.input_done = True
         self._take_request(req)
-        if n > take and not (self.closed or self.lingering or self.input_done):
-            self._feed(data + take, n - take)
+        return take
 
     cdef _abort(self, int status, str detail):
         self.reject_status = status
@@ -742,15 +756,20 @@ cdef class Connection:
 
     cdef void _reject(self, int status, str detail):
         """Answer a request we could not parse or accept, then close the connection."""
+        self._reject_as(status, detail, self.cur_head)
+
+    cdef void _reject_as(self, int status, str detail, bint head_only):
+        """_reject, for a HEAD request (head_only: no body) or not."""
         cdef bytes body
         self.in_message = False
+        self.cur_head = False
         if self.closed or self.lingering:
             return
         if self.busy or self.pending:
             # Requests before it are still being answered: they are, in order, then the 4xx.
             self.input_done = True
             self.continue_owed = False
-            self.pending.append((status, detail))
+            self.pending.append((status, detail, head_only))
             self._pause_reading()
             return
         self.close_after_response = True
@@ -758,7 +777,8 @@ cdef class Connection:
             detail = _reason_phrase(status)
         body = _json.dumps({"detail": detail}, separators=(",", ":")).encode()
         try:
-            self._write_simple(status, body, [(b"Content-Type", _JSON_TYPE)], False, False, False)
+            self._write_simple(status, body, [(b"Content-Type", _JSON_TYPE)], head_only, False,
+                               False)
         except BaseException as exc:
             _report_error(exc)
         self._graceful_close()
@@ -1060,7 +1080,7 @@ cdef class Connection:
         while self.pending and not self.busy and not self.closed and not self.lingering:
             item = self.pending.popleft()
             if type(item) is tuple:   # a request that could not be parsed: its 4xx, and close
-                self._reject(item[0], item[1])
+                self._reject_as(item[0], item[1], item[2])
                 return
             self._dispatch(<Request>item)
         if self.continue_owed and not self.busy and not self.closed and not self.lingering:
@@ -1230,9 +1250,12 @@ cdef int _invalid_method_status(const char* data, Py_ssize_t n):
     """501 for a well-formed request line (token SP target SP HTTP/x.y) whose method we do
     not implement, else 400."""
     cdef Py_ssize_t i = 0, t
+    while i < n and (data[i] == 13 or data[i] == 10):
+        i += 1   # the empty lines llhttp skips before a request
+    t = i
     while i < n and catzilla_is_tchar(<unsigned char>data[i]):
         i += 1
-    if i == 0 or i >= n or data[i] != 32:
+    if i == t or i >= n or data[i] != 32:
         return 400
     i += 1
     t = i

@@ -196,6 +196,7 @@ cdef int _put_head(bytes server_line, bytes date_line, _Buf buf, int status, lis
     cdef Py_ssize_t nl
     cdef char num[32]
     cdef int k
+    cdef Py_ssize_t length, user_length = -1
     buf.put_bytes(status_line(status))
     if headers is not None:
         for item in headers:
@@ -209,7 +210,16 @@ cdef int _put_head(bytes server_line, bytes date_line, _Buf buf, int status, lis
                     flags |= HEAD_USER_CLOSE
                 continue
             if nl == 14 and catzilla_lower_eq(np, 14, "content-length"):
+                # a client or proxy that read another of several values, or a value like
+                # "+4" another way, would see another response boundary (RFC 9112 6.3)
+                length = _length_value(value)
+                if flags & HEAD_HAS_LENGTH:
+                    if length != user_length:
+                        raise ValueError("the response has differing Content-Length headers "
+                                         "(%d and %d)" % (user_length, length))
+                    continue   # the same value again: one line says it
                 flags |= HEAD_HAS_LENGTH
+                user_length = length
             elif nl == 17 and catzilla_lower_eq(np, 17, "transfer-encoding"):
                 if http10:
                     continue   # HTTP/1.0 has no chunked coding: the body is close-delimited
@@ -280,17 +290,34 @@ def frame_chunks(list chunks, bint last=True):
     return PyBytes_FromStringAndSize(buf.data, buf.size)
 
 
+cdef Py_ssize_t _length_value(bytes value) except -1:
+    """A response Content-Length value: 1*DIGIT (RFC 9110 8.6), nothing else (no sign, OWS,
+    list or "_" as Python's int() would take)."""
+    cdef const char* p = PyBytes_AS_STRING(value)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value)
+    cdef Py_ssize_t i, v = 0
+    cdef unsigned char c
+    if n == 0 or n > 18:   # 18 digits fit a Py_ssize_t
+        raise ValueError("invalid Content-Length header %r" % (value,))
+    for i in range(n):
+        c = <unsigned char>p[i]
+        if not (48 <= c <= 57):   # '0' to '9'
+            raise ValueError("invalid Content-Length header %r" % (value,))
+        v = v * 10 + (c - 48)
+    return v
+
+
 cdef Py_ssize_t _content_length_of(list headers) except -2:
+    """The length the Content-Length headers state (all must state the same), or -1."""
+    cdef Py_ssize_t n, found = -1
     for name, value in headers:
         if (<bytes?>name).lower() == b"content-length":
-            try:
-                n = int(value)
-            except ValueError:
-                n = -1
-            if n < 0:
-                raise ValueError("invalid Content-Length header %r" % (value,))
-            return n
-    return -1
+            n = _length_value(<bytes?>value)
+            if found >= 0 and n != found:
+                raise ValueError("the response has differing Content-Length headers "
+                                 "(%d and %d)" % (found, n))
+            found = n
+    return found
 
 
 cdef inline bint _status_has_body(int status):
