@@ -68,6 +68,7 @@ cdef class _Stream:
     cdef void _start_ping(self)
     cdef void _stop_ping(self)
     cdef void _retire(self)
+    cdef bint _ends_by_itself(self)
 
 
 cdef class Server:
@@ -118,6 +119,7 @@ cdef class Server:
     cdef bint wakeup_close_pending
     cdef public object app_methods
     cdef object idle_waiter
+    cdef set producer_tasks      # async producers' tasks (and aclose()s) shutdown waits for
 
     cdef void _accept(self, int status)
     cdef void _tick(self)
@@ -127,6 +129,8 @@ cdef class Server:
     cdef void _drain_ready(self)
     cdef void _close_wakeup(self)
     cdef void _fd_released(self)
+    cdef void _track_task(self, object task)
+    cdef void _stop_for_shutdown(self, Connection conn)
 
 
 cdef class Connection:

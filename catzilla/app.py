@@ -20,6 +20,10 @@ from catzilla.responses import JSONResponse, PlainTextResponse, Response
 
 logger = logging.getLogger("catzilla")
 
+# how long shutdown waits at least for producers close_all() has just stopped (past the
+# deadline: a producer told to stop at the deadline ends after its current item)
+_STOP_GRACE = 0.1
+
 Handler = Callable[..., Any]
 
 
@@ -177,8 +181,10 @@ class Catzilla:
         return server
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Stop accepting, let in-flight responses finish (up to ``timeout`` seconds), then
-        close every connection."""
+        """Stop accepting; let in-flight responses finish within ``timeout`` seconds, file and
+        Content-Length responses included; close other streams at once (hub, SSE, chunked:
+        their producers' ``finally:`` runs); then close every connection, and wait (within
+        the same deadline) for stream producers to finish their clean-up."""
         timeout = self.shutdown_timeout if timeout is None else timeout
         servers, self._servers = self._servers, []
         loop = asyncio.get_running_loop()
@@ -191,19 +197,39 @@ class Catzilla:
                                return_when=asyncio.FIRST_COMPLETED)
             forced.cancel()
         await asyncio.gather(*(s.close_all() for s in servers))
-        # Producers were told to stop; their threads end after their current item. Wait for
-        # them without blocking the loop (a second Ctrl+C stops waiting).
+        # Producers were told to stop: a thread ends after its current item, an async
+        # producer's task once its finally: is done. Wait for them without blocking the loop,
+        # until the deadline (but a moment at least for those close_all() just stopped); a
+        # second Ctrl+C stops waiting.
         for s in servers:
             s.stream_pool.close()
-        while (any(s.stream_pool.alive() for s in servers) and loop.time() < deadline
-               and not force.is_set()):
+        until = max(deadline, loop.time() + _STOP_GRACE)
+
+        def tasks() -> list[asyncio.Task]:
+            return [t for s in servers for t in s.pending_producer_tasks()]
+
+        while ((tasks() or any(s.stream_pool.alive() for s in servers))
+               and loop.time() < until and not force.is_set()):
             await asyncio.sleep(0.02)
         if any(s.stream_pool.alive() for s in servers):
             logger.warning("catzilla: some stream producers did not stop within %.1f s "
                            "(they are blocked in user code)", timeout)
+        late = tasks()
+        if late:
+            # Cancel their clean-up too (a second cancel interrupts the await it is in), so
+            # their generators are closed before the loop is; what is still running then is
+            # left behind.
+            logger.warning("catzilla: %d async stream producer(s) did not finish their "
+                           "clean-up within %.1f s; cancelling it", len(late), timeout)
+            for t in late:
+                t.cancel()
+            await asyncio.wait(late, timeout=_STOP_GRACE)
 
     def stop(self) -> None:
-        """Ask a running ``listen()`` to shut down gracefully (thread-safe)."""
+        """Ask a running ``listen()`` to shut down gracefully (thread-safe): it stops
+        accepting, lets responses in flight finish within ``shutdown_timeout`` (file and
+        Content-Length responses included), closes other streams at once (hub, SSE, chunked:
+        their producers' ``finally:`` runs), then closes every connection."""
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
@@ -267,11 +293,15 @@ class ConnectionRegistry:
     def __init__(self, app: Catzilla) -> None:
         self._app = app
 
+    # Any thread may use it (a sync producer runs on a worker thread) while the loop thread
+    # adds and removes connections: the servers' dicts are only read through C-level
+    # snapshots, never iterated from Python code.
+
     def _all(self) -> list[Any]:
-        return [c for s in self._app._servers for c in s.connections.values()]
+        return [c for s in list(self._app._servers) for c in s.connection_list()]
 
     def __len__(self) -> int:
-        return sum(len(s.connections) for s in self._app._servers)
+        return sum(len(s.connections) for s in list(self._app._servers))
 
     def __iter__(self):
         return iter(self._all())
@@ -280,7 +310,7 @@ class ConnectionRegistry:
         return self.get(conn_id) is not None  # type: ignore[arg-type]
 
     def get(self, conn_id: int, default: Any = None) -> Any:
-        for s in self._app._servers:
+        for s in list(self._app._servers):
             conn = s.connections.get(conn_id)
             if conn is not None:
                 return conn
@@ -296,7 +326,7 @@ class ConnectionRegistry:
         """Counters: total_accepted, active, streams_active, total_streams, total_requests,
         bytes_sent."""
         totals: dict[str, int] = {}
-        for s in self._app._servers:
+        for s in list(self._app._servers):
             for key, value in s.stats().items():
                 totals[key] = totals.get(key, 0) + value
         return totals or dict.fromkeys(

@@ -89,6 +89,27 @@ class Subscription:
         return "<Subscription %r last_event_id=%r>" % (self.channel, self.last_event_id)
 
 
+# the longest event id read as a number (an automatic id is far shorter; a client's header
+# can be any length, and int() of thousands of digits is slow or refused)
+_MAX_NUMERIC_ID = 20
+
+
+def _numeric(event_id: str) -> bool:
+    """Whether an event id is read as a number: ASCII digits only (``str.isdigit()`` also
+    accepts e.g. '²', which ``int()`` refuses), at most ``_MAX_NUMERIC_ID`` of them."""
+    return event_id.isascii() and event_id.isdigit() and len(event_id) <= _MAX_NUMERIC_ID
+
+
+def _with_id(body: bytes, event_id: str, event: str | None) -> bytes:
+    """``body`` (``format_sse`` of the event without an id) with the id line where
+    ``format_sse`` puts it: after the event line (an event name holds no LF), else first."""
+    line = b"id: %s\n" % event_id.encode("ascii")
+    if event is None:
+        return line + body
+    cut = body.index(b"\n") + 1
+    return body[:cut] + line + body[cut:]
+
+
 def _lost_notice(lost: int | None, last_event_id: str, resumed_from: str | None) -> bytes:
     return format_sse(data={"lost": lost, "last_event_id": last_event_id,
                             "resumed_from": resumed_from}, event="lost")
@@ -274,6 +295,15 @@ class Broadcast:
 
     def _publish(self, channel: str, data: Any, event: str | None,
                  id: str | int | None) -> tuple[int, str]:
+        # Encode (and so validate) first: an event that is refused (data that is not JSON,
+        # NaN, a newline in the event name, a bad id) uses up no id and makes no channel. A
+        # hole in the automatic ids would tell a resuming client that events were lost.
+        if id is None:
+            body = format_sse(data=data, event=event) if (
+                data is not None or event is not None) else b"\n"   # an event with only its id
+        else:
+            event_id = id if isinstance(id, str) else str(int(id))
+            payload = format_sse(data=data, event=event, id=event_id)
         here = _running_loop()
         local = None
         reached = 0
@@ -282,11 +312,9 @@ class Broadcast:
             if id is None:
                 event_id = str(ch.next_id)
                 ch.next_id += 1
-            else:
-                event_id = id if isinstance(id, str) else str(int(id))
-                if event_id.isdigit():
-                    ch.next_id = max(ch.next_id, int(event_id) + 1)
-            payload = format_sse(data=data, event=event, id=event_id)
+                payload = _with_id(body, event_id, event)
+            elif _numeric(event_id):
+                ch.next_id = max(ch.next_id, int(event_id) + 1)
             ch.seq += 1
             seq = ch.seq
             if self.history:
@@ -342,7 +370,7 @@ class Broadcast:
             if entries[k][1] == last_event_id:
                 return [p for _, _, p in entries[k + 1:]]
         first = ch.history[0][1] if ch.history else None
-        if last_event_id.isdigit() and all(i.isdigit() for _, i, _ in ch.history):
+        if _numeric(last_event_id) and all(_numeric(i) for _, i, _ in ch.history):
             n = int(last_event_id)
             top = ch.next_id - 1
             if top <= n:
@@ -361,15 +389,20 @@ class Broadcast:
     def _attach(self, sub: Subscription, stream: Any) -> None:
         loop = stream.server.loop
         with self._lock:
-            ch = self._subscribed(sub.channel)
-            group = ch.groups.get(loop)
-            if group is None:
-                group = ch.groups[loop] = _Group(loop, ch.seq)
-            if sub.last_event_id is not None:
-                for payload in self._replay(ch, sub.last_event_id, group.delivered):
+            try:
+                ch = self._channel(sub.channel)
+                group = ch.groups.get(loop)
+                # the replay first: if it fails, the stream is not counted nor joined
+                replay = () if sub.last_event_id is None else self._replay(
+                    ch, sub.last_event_id, group.delivered if group is not None else ch.seq)
+                self._subscribed(sub.channel)
+                if group is None:
+                    group = ch.groups[loop] = _Group(loop, ch.seq)
+                for payload in replay:
                     stream._enqueue(payload)
-            group.streams.add(stream)
-            self._sweep()
+                group.streams.add(stream)
+            finally:
+                self._sweep()
 
     def _detach(self, channel: str, stream: Any) -> None:
         loop = stream.server.loop

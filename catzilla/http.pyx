@@ -4,6 +4,7 @@ import json as _json
 import logging as _logging
 import threading as _threading
 from collections import deque as _deque
+from asyncio import _get_running_loop
 from contextvars import copy_context as _copy_context
 from functools import partial as _partial
 from inspect import iscoroutine as _iscoroutine
@@ -848,7 +849,7 @@ cdef class Connection:
                 stream.mode = MODE_CHUNKED
         except BaseException:
             if kind == "sync" or kind == "async":
-                _close_producer(content)
+                _close_producer(content, srv)
             raise
         if not head_only and kind != "async" and kind != "hub":
             stream.writable = _threading.Event()   # set by _begin, once the head is out
@@ -861,14 +862,14 @@ cdef class Connection:
                 job = stream._run_sync
             if not srv.stream_pool.try_submit(job):
                 if kind == "sync":
-                    _close_producer(content)
+                    _close_producer(content, srv)
                 self._write_response(req, _JSONResponse(
                     {"detail": "Too many active streams, retry later"}, 503,
                     {"Retry-After": "1"}))
                 self._response_done()
                 return 0
         elif head_only and kind != "file" and kind != "hub":
-            _close_producer(content)
+            _close_producer(content, srv)
         if (flags & HEAD_USER_CLOSE) or not keep:
             self.close_after_response = True
         b.base = buf.data
@@ -878,7 +879,25 @@ cdef class Connection:
             self._response_done()
             return 0
         self.stream = stream
-        stream._begin()
+        try:
+            stream._begin()
+        except BaseException as exc:
+            # The head is out: no other response may follow it (an error response here would
+            # be read as part of this body). End it as a failed producer's is: what was sent
+            # stays sent, no terminating chunk, the connection closes.
+            _logger.error("Exception starting the stream of %s %s; the response is cut off",
+                          req.method, req.path, exc_info=(type(exc), exc, exc.__traceback__))
+            if stream.holds_fd:
+                # (a worker may be using the socket: stop it; the close waits for it)
+                stream._cancel()
+                self._close()
+            elif not stream.finished:
+                stream._end(_Failure(exc, quiet=True), True)
+            return 0
+        if srv.draining and self.stream is stream and not stream.finished:
+            # started while the server drains (e.g. an async handler in flight at SIGTERM):
+            # the shutdown's policy applies to it as to the streams it found running
+            srv._stop_for_shutdown(self)
         return 0
 
     @property
@@ -1193,7 +1212,18 @@ cdef class Connection:
         return not self.closed and self._idle()
 
     def close(self):
-        """Close this connection now (its handler or stream is cancelled)."""
+        """Close this connection now (its handler or stream is cancelled). From a thread that
+        is not its event loop's (a sync producer's, say), the close is handed to the loop,
+        which does it soon after this returns: only the loop touches its libuv handle."""
+        if self.closed:
+            return
+        loop = self.server.loop
+        if _get_running_loop() is not loop:
+            try:
+                loop.call_soon_threadsafe(self.close)
+            except RuntimeError:
+                pass   # the loop is closed: so is the connection
+            return
         self._close()
 
     def __repr__(self):

@@ -100,6 +100,7 @@ cdef class Server:
         self._update_date()
         self.ready = _deque()
         self.stream_pool = _StreamThreadPool(max_stream_threads, stream_thread_idle_timeout)
+        self.producer_tasks = set()
 
         self.wakeup = <uv.uv_async_t*>malloc(uv.uv_handle_size(uv.UV_ASYNC))
         if self.wakeup == NULL:
@@ -213,6 +214,29 @@ cdef class Server:
             stream.scheduled = False
             stream._flush()
 
+    cdef void _track_task(self, object task):
+        """An async producer's task (or its aclose()): shutdown waits for it to end."""
+        self.producer_tasks.add(task)
+        task.add_done_callback(self.producer_tasks.discard)
+
+    cdef void _stop_for_shutdown(self, Connection conn):
+        """Shutdown's policy for the stream on conn, whether it ran when the shutdown began or
+        started during it. A stream that ends by itself once complete (a file, a body of a
+        known length) may finish within the deadline (close_all() bounds it), then the
+        connection closes. Any other (a hub subscription, SSE, a chunked or close-delimited
+        body: possibly endless) is stopped now (its producer's finally: runs): what was
+        already written still goes out, then our FIN, without a terminating chunk."""
+        cdef _Stream stream = conn.stream
+        if stream._ends_by_itself():
+            conn.close_after_response = True
+        else:
+            stream._cancel()
+            conn._graceful_close()
+
+    def pending_producer_tasks(self):
+        """The async producers (and their clean-ups) still running, for shutdown to await."""
+        return [t for t in list(self.producer_tasks) if not t.done()]
+
     cdef void _close_wakeup(self):
         if self.wakeup != NULL:
             uv.uv_close(<uv.uv_handle_t*>self.wakeup, _on_server_handle_close_cb)
@@ -292,7 +316,10 @@ cdef class Server:
             self.listener = NULL
 
     def begin_shutdown(self):
-        """Stop accepting; close idle connections; busy ones close after their response."""
+        """Stop accepting; close idle connections; busy ones close after their response. A
+        stream that ends by itself (a file, a Content-Length body) is a response like any
+        other; any other stream is stopped now (see _stop_for_shutdown; one that starts while
+        the server drains gets the same treatment)."""
         cdef Connection conn
         self.closing = True
         self.draining = True
@@ -301,10 +328,7 @@ cdef class Server:
             if conn._idle():
                 conn._close()
             elif conn.stream is not None:
-                # Streams never end by themselves: stop the producer (its finally: runs),
-                # flush what it made, and close.
-                conn.stream._cancel()
-                conn._graceful_close()
+                self._stop_for_shutdown(conn)
             else:
                 conn.close_after_response = True
         self.idle_waiter = self.loop.create_future()
@@ -335,22 +359,34 @@ cdef class Server:
         return self.closed_waiter
 
     def stats(self):
+        """Counters (any thread: the loop thread changes the registry meanwhile, so it is
+        read through one C-level copy)."""
+        cdef Connection c
+        cdef _Stream stream
+        cdef uint64_t sent = self.bytes_sent
+        for c in list(self.connections.values()):
+            stream = c.stream
+            if stream is not None and stream.kind == "file":
+                sent += stream.sent   # (a sendfile worker counts it as it goes)
         return {
             "total_accepted": self.total_accepted,
             "active": len(self.connections),
             "streams_active": self.streams_active,
             "total_streams": self.total_streams,
             "total_requests": self.total_requests,
-            "bytes_sent": self.bytes_sent + sum(
-                (<_Stream>c.stream).sent for c in self.connections.values()
-                if c.stream is not None and c.stream.kind == "file"),
+            "bytes_sent": sent,
         }
+
+    def connection_list(self):
+        """A snapshot of the live connections, safe to take from any thread (one C-level
+        copy: the loop thread adds and removes connections meanwhile)."""
+        return list(self.connections.values())
 
     def debug_state(self):
         """Internal state of every open connection (for diagnosing a stuck shutdown)."""
         cdef Connection c
         rows = []
-        for c in self.open_conns.values():
+        for c in list(self.open_conns.values()):   # (also called from other threads)
             rows.append(dict(
                 id=c.id, closed=c.closed, lingering=c.lingering, busy=c.busy, eof=c.eof,
                 pending=len(c.pending), close_deferred=c.close_deferred,

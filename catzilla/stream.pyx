@@ -86,13 +86,16 @@ cdef bytes _as_bytes(object chunk):
     raise TypeError("a stream chunk must be str or bytes, got %s" % type(chunk).__name__)
 
 
-def _close_producer(content):
-    """Close a producer that will never be iterated (HEAD, 503), so its finally: runs."""
+def _close_producer(content, srv=None):
+    """Close a producer that will never be iterated (HEAD, 503), so its finally: runs. An
+    async one's aclose() runs as a task; the server ``srv`` waits for it at shutdown."""
     close = getattr(content, "close", None)
     if close is not None:
         close()
     elif hasattr(content, "aclose"):
-        _ensure_future(content.aclose())
+        task = _ensure_future(content.aclose())
+        if srv is not None:
+            (<Server>srv)._track_task(task)
 
 
 cdef inline bytes _encode_chunk(_Stream stream, object chunk):
@@ -354,7 +357,7 @@ cdef class _Stream:
         if self.conn.closed:   # the head could not be written: the client has gone
             self._cancel()       # a worker stops (and closes its producer) at once
             if self.kind == "async":
-                _close_producer(self.content)
+                _close_producer(self.content, srv)
             return 0
         if self.ping_ms:
             self._start_ping()
@@ -369,6 +372,7 @@ cdef class _Stream:
                                                  context=self.request.context.copy())
             else:
                 self.task = _ensure_future(_pump_async(self), loop=srv.loop)
+            srv._track_task(self.task)   # shutdown waits for its finally: (within the deadline)
         if self.kind == "file" or self.kind == "sync":
             # the socket a worker writes to itself (sendfile, or a sync producer's big chunks)
             uv.uv_fileno(<uv.uv_handle_t*>self.conn.handle, &fd)
@@ -540,6 +544,13 @@ cdef class _Stream:
                           exc_info=(type(exc), exc, exc.__traceback__))
         conn.close_after_response = True
         conn._graceful_close()   # what was sent stays sent; no terminating chunk follows
+
+    cdef bint _ends_by_itself(self):
+        """Whether the stream ends by itself once complete: a file, or a body of a known
+        length (Content-Length). A hub subscription, an SSE stream, a chunked or a
+        close-delimited body may be endless."""
+        return self.kind == "file" or (self.mode == MODE_LENGTH and not self.sse
+                                       and self.kind != "hub")
 
     cdef void _cancel(self):
         """The client left (or the server is stopping): stop the producer."""
