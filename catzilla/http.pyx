@@ -771,7 +771,10 @@ cdef class Connection:
             self.input_done = True
             self.continue_owed = False
             self.pending.append((status, detail, head_only))
-            self._pause_reading()
+            if self.stream is None:
+                # (while a stream answers, reading goes on so that the client's FIN or reset
+                # is noticed; what it sends is discarded: input_done)
+                self._pause_reading()
             return
         self.close_after_response = True
         if detail is None:
@@ -879,6 +882,9 @@ cdef class Connection:
             self._response_done()
             return 0
         self.stream = stream
+        if self.read_paused and len(self.pending) < 16:
+            # held off for an earlier response's backlog: a stream reads on (see _write)
+            self._resume_reading()
         try:
             stream._begin()
         except BaseException as exc:
@@ -1028,8 +1034,12 @@ cdef class Connection:
             else:
                 self.seen_queue += (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
                                     - queued)
-            if (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-                    > <size_t>srv.write_high_water):
+            if (self.stream is None and uv.catzilla_write_queue_size(
+                    <uv.uv_stream_t*>self.handle) > <size_t>srv.write_high_water):
+                # Answering more requests would only add to the backlog: hold off reading.
+                # Not while a stream answers: requests that arrive meanwhile just wait in
+                # `pending` (16 at most), and reading is how the client's FIN or reset is
+                # noticed (a stream's queue may never drain to the low-water mark).
                 self._pause_reading()
             return 0
         finally:

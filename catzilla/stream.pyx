@@ -98,6 +98,11 @@ def _close_producer(content, srv=None):
             (<Server>srv)._track_task(task)
 
 
+cdef object _overrun(_Stream stream):
+    return _Failure(ValueError("the stream produced more bytes than its Content-Length (%d)"
+                               % stream.expected))
+
+
 cdef inline bytes _encode_chunk(_Stream stream, object chunk):
     if stream.sse:
         return _sse_encode_item(chunk)
@@ -209,6 +214,8 @@ cdef class _Stream:
         A big chunk goes straight to the socket from this thread when nothing else is queued
         for it (no hand-off to the loop, no wake-up); the rest goes through the loop."""
         cdef int err
+        cdef Py_ssize_t produced = 0   # bytes of the producer's items so far
+        cdef bint told = False         # its last word is pushed already
         it = None
         failure = None
         writable = self.writable
@@ -228,6 +235,16 @@ cdef class _Stream:
                 if self.cancelled:
                     break
                 data = _encode_chunk(self, chunk)
+                if self.mode == MODE_LENGTH:
+                    produced += PyBytes_GET_SIZE(data)
+                    if produced > self.expected:
+                        # An overrun: this item is not sent (the client sees a body cut
+                        # short, not a whole one) and the producer stops here, not when the
+                        # loop's writer sees it, meanwhile making items no one will send.
+                        # Told at once, not after the producer's clean-up, which may take long.
+                        self._push(_overrun(self))
+                        told = True
+                        break
                 if PyBytes_GET_SIZE(data) >= DIRECT_CHUNK and self._claim_direct(
                         PyBytes_GET_SIZE(data)):
                     err = self._send_direct(data)
@@ -246,7 +263,8 @@ cdef class _Stream:
                 except BaseException as exc:
                     if failure is None:
                         failure = _Failure(exc)
-            self._push(failure if failure is not None else _END)
+            if not told:
+                self._push(failure if failure is not None else _END)
 
     cdef bint _claim_direct(self, Py_ssize_t ln):
         """Producer thread, GIL held: may it write a chunk of ln bytes to the socket itself?
@@ -259,7 +277,7 @@ cdef class _Stream:
                 or uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle) != 0):
             return False
         if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
-            return False   # the loop's writer reports the overrun
+            return False   # (bytes not the producer's, e.g. a retry line): the loop reports
         self.direct = True
         self.holds_fd = True
         self.server.fd_holders += 1
@@ -453,9 +471,7 @@ cdef class _Stream:
                     framed = self.mode == MODE_CHUNKED and not raw
                     if not raw:
                         if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
-                            terminal = _Failure(ValueError(
-                                "the stream produced more bytes than its Content-Length (%d)"
-                                % self.expected))
+                            terminal = _overrun(self)
                             stop = True
                             break
                         self.sent += ln
@@ -609,6 +625,8 @@ cdef class _Stream:
 
 async def _pump_async(_Stream stream):
     """Iterate an async producer on the loop, awaiting while the socket is backed up."""
+    cdef Py_ssize_t produced = 0   # bytes of the producer's items so far
+    cdef bint told = False         # its last word is queued already
     aiter = None
     failure = None
     try:
@@ -621,6 +639,14 @@ async def _pump_async(_Stream stream):
             if stream.cancelled:
                 break
             data = _encode_chunk(stream, chunk)
+            if stream.mode == MODE_LENGTH:
+                produced += PyBytes_GET_SIZE(data)
+                if produced > stream.expected:
+                    # not sent; the producer stops here, told before aclose() (_run_sync)
+                    stream.chunks.append(_overrun(stream))
+                    stream._flush()
+                    told = True
+                    break
             if PyBytes_GET_SIZE(data):
                 stream._append(data)
                 stream._flush()
@@ -640,5 +666,6 @@ async def _pump_async(_Stream stream):
             except BaseException as exc:
                 if failure is None:
                     failure = _Failure(exc)
-    stream.chunks.append(failure if failure is not None else _END)
-    stream._flush()
+    if not told:
+        stream.chunks.append(failure if failure is not None else _END)
+        stream._flush()
