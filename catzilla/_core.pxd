@@ -42,7 +42,7 @@ cdef class _Stream:
     cdef object drained
     cdef object task
     cdef bint sse
-    cdef str encoding            # the codec of str chunks when not UTF-8 (None: UTF-8)
+    cdef object encoder          # str chunks' incremental encoder when not UTF-8 (else None)
     cdef bint zero_copy
     cdef uv.uv_timer_t* ping_timer
     cdef uint64_t ping_ms
@@ -210,6 +210,7 @@ cdef class Connection:
     cdef void _reject_as(self, int status, str detail, bint head_only)
     cdef void _response_done(self)
     cdef bint _send_stalled(self, uint64_t now, uint64_t limit)
+    cdef bint _hung_up(self)
     cdef size_t _unsent(self)
     cdef void _drain_pending(self)
     cdef void _pause_reading(self)

@@ -1,5 +1,6 @@
 # HTTP/1.1 connections: httptools callbacks, keep-alive, pipelining, limits, requests.
 
+import codecs as _codecs
 import json as _json
 import logging as _logging
 import threading as _threading
@@ -76,6 +77,17 @@ cdef extern from "<sys/ioctl.h>" nogil:
 
 cdef extern from "<linux/sockios.h>" nogil:
     unsigned long SIOCOUTQ
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    enum:
+        POLLRDHUP   # (Python.h defines _GNU_SOURCE)
+        POLLHUP
+        POLLERR
 
 
 cdef extern from "<string.h>" nogil:
@@ -375,7 +387,10 @@ cdef class Connection:
         """A whole request has arrived: answer it now, or after the ones before it."""
         if self.busy or self.pending:
             self.pending.append(req)
-            if len(self.pending) >= 16:
+            if len(self.pending) >= 16 or self.stream is not None:
+                # Behind a stream (which may never end) nothing more is read: a request and
+                # its body would wait in memory for as long as the stream runs. The client's
+                # FIN or reset is then noticed by the ticker (_hung_up).
                 self._pause_reading()
         else:
             self._dispatch(req)
@@ -825,7 +840,9 @@ cdef class Connection:
         stream.kind = kind
         stream.content = content
         if response.charset != "utf-8" and not isinstance(response, _EventSourceResponse):
-            stream.encoding = response.charset   # a codec name (responses._codec_of)
+            # the charset the Content-Type names (a codec name, responses._codec_of); one
+            # encoder for the whole body: a UTF-16 BOM once, not before every chunk
+            stream.encoder = _codecs.getincrementalencoder(response.charset)()
         if isinstance(response, _EventSourceResponse):
             stream.sse = True
             if response.ping:
@@ -843,6 +860,7 @@ cdef class Connection:
             flags = _put_head(srv.server_line, srv.date_line, buf, status,
                               response.raw_headers, -1, keep, http10,
                               not http10 and not head_only)
+            _check_user_framing(response.raw_headers, flags)
             if flags & HEAD_HAS_LENGTH:
                 stream.mode = MODE_LENGTH
                 stream.expected = _content_length_of(response.raw_headers)
@@ -882,7 +900,7 @@ cdef class Connection:
             self._response_done()
             return 0
         self.stream = stream
-        if self.read_paused and len(self.pending) < 16:
+        if self.read_paused and not self.pending:
             # held off for an earlier response's backlog: a stream reads on (see _write)
             self._resume_reading()
         try:
@@ -1062,6 +1080,17 @@ cdef class Connection:
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
                 <= <size_t>self.server.write_low_water):
             self._resume_reading()
+
+    cdef bint _hung_up(self):
+        """Whether the client has closed, half-closed or reset its side, seen without reading
+        (for a connection whose reading we hold off: the FIN waits behind unread bytes)."""
+        cdef pollfd p
+        p.fd = -1
+        if uv.uv_fileno(<uv.uv_handle_t*>self.handle, &p.fd) < 0:
+            return False
+        p.events = POLLRDHUP
+        p.revents = 0
+        return poll(&p, 1, 0) > 0 and (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0
 
     cdef size_t _unsent(self):
         """Bytes for the client not yet taken by it: in libuv's write queue and in the
@@ -1255,11 +1284,10 @@ cdef bint _has_header(list headers, bytes lower_name):
     return False
 
 
-cdef bytes _frame_user_body(list headers, bytes body, int flags):
-    """A whole body whose handler set the framing header itself: it must agree with it, or
-    the client would read part of this body as the next response (or wait for bytes that
-    never come)."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+cdef int _check_user_framing(list headers, int flags) except -1:
+    """A handler's own Transfer-Encoding header: never beside a Content-Length, and ending
+    in chunked (the coding we frame with); else a client would read the body another way
+    than we send it (RFC 9112 6.3)."""
     if flags & HEAD_HAS_TE:
         if flags & HEAD_HAS_LENGTH:
             raise ValueError("a response cannot have both Content-Length and Transfer-Encoding")
@@ -1267,6 +1295,16 @@ cdef bytes _frame_user_body(list headers, bytes body, int flags):
         if codings.rpartition(b",")[2].strip().lower() != b"chunked":
             raise ValueError("Transfer-Encoding %r of a response must end with chunked"
                              % codings.decode("latin-1"))
+    return 0
+
+
+cdef bytes _frame_user_body(list headers, bytes body, int flags):
+    """A whole body whose handler set the framing header itself: it must agree with it, or
+    the client would read part of this body as the next response (or wait for bytes that
+    never come)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+    _check_user_framing(headers, flags)
+    if flags & HEAD_HAS_TE:
         return (b"%x\r\n%b\r\n0\r\n\r\n" % (n, body)) if n else b"0\r\n\r\n"
     declared = _content_length_of(headers)
     if declared != n:

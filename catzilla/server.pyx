@@ -276,6 +276,11 @@ cdef class Server:
                              conn.id, self.send_timeout)
                 conn._close()
                 continue
+            if conn.read_paused and conn.busy and not conn.lingering and conn._hung_up():
+                # a client gone while we hold off reading (requests queued behind a stream,
+                # say): its FIN or reset waits unread, so the read callback cannot see it
+                conn._close()
+                continue
             if conn.lingering:
                 # Once our FIN is out (a slow reader may take long to drain the response
                 # before): until the client is quiet for lingering_timeout, but

@@ -106,9 +106,17 @@ cdef object _overrun(_Stream stream):
 cdef inline bytes _encode_chunk(_Stream stream, object chunk):
     if stream.sse:
         return _sse_encode_item(chunk)
-    if stream.encoding is not None and isinstance(chunk, str):
-        return (<str>chunk).encode(stream.encoding)   # the charset the Content-Type names
+    if stream.encoder is not None and isinstance(chunk, str):
+        return stream.encoder.encode(chunk)   # the charset the Content-Type names
     return _as_bytes(chunk)
+
+
+cdef inline bytes _encoder_tail(_Stream stream):
+    """What a stateful codec still owes at the end of the body (e.g. ISO-2022's return to
+    ASCII), or b""."""
+    if stream.encoder is None:
+        return b""
+    return stream.encoder.encode("", True)
 
 
 cdef void _on_ping_cb(uv.uv_timer_t* timer) noexcept with gil:
@@ -216,6 +224,7 @@ cdef class _Stream:
         cdef int err
         cdef Py_ssize_t produced = 0   # bytes of the producer's items so far
         cdef bint told = False         # its last word is pushed already
+        cdef bint ended = False        # the producer ran out (not stopped)
         it = None
         failure = None
         writable = self.writable
@@ -231,6 +240,7 @@ cdef class _Stream:
                 try:
                     chunk = next(it)
                 except StopIteration:
+                    ended = True
                     break
                 if self.cancelled:
                     break
@@ -253,6 +263,15 @@ cdef class _Stream:
                         break
                 elif PyBytes_GET_SIZE(data):
                     self._push(data)
+            if ended:
+                data = _encoder_tail(self)
+                if PyBytes_GET_SIZE(data):
+                    produced += PyBytes_GET_SIZE(data)
+                    if self.mode == MODE_LENGTH and produced > self.expected:
+                        self._push(_overrun(self))
+                        told = True
+                    else:
+                        self._push(data)
         except BaseException as exc:
             failure = _Failure(exc)
         finally:
@@ -627,6 +646,7 @@ async def _pump_async(_Stream stream):
     """Iterate an async producer on the loop, awaiting while the socket is backed up."""
     cdef Py_ssize_t produced = 0   # bytes of the producer's items so far
     cdef bint told = False         # its last word is queued already
+    cdef bint ended = False        # the producer ran out (not stopped)
     aiter = None
     failure = None
     try:
@@ -635,6 +655,7 @@ async def _pump_async(_Stream stream):
             try:
                 chunk = await aiter.__anext__()
             except StopAsyncIteration:
+                ended = True
                 break
             if stream.cancelled:
                 break
@@ -654,6 +675,16 @@ async def _pump_async(_Stream stream):
                 stream.drained = stream.server.loop.create_future()
                 await stream.drained
                 stream.drained = None
+        if ended and not stream.cancelled:
+            data = _encoder_tail(stream)
+            if PyBytes_GET_SIZE(data):
+                produced += PyBytes_GET_SIZE(data)
+                if stream.mode == MODE_LENGTH and produced > stream.expected:
+                    stream.chunks.append(_overrun(stream))
+                    told = True
+                else:
+                    stream._append(data)
+                stream._flush()
     except _CancelledError:
         failure = _Failure(None, quiet=True)
     except BaseException as exc:

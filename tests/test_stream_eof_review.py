@@ -268,3 +268,45 @@ def test_an_overrun_producer_whose_clean_up_is_slow_is_cut_off_at_once(caplog):
         finally:
             release.set()
         assert done.wait(5)
+
+
+def test_requests_with_bodies_behind_a_stream_are_not_read_on():
+    # A client that never reads its endless stream and pipelines uploads behind it: the
+    # server holds at most the first one (and one read), not 16 bodies of max_body_size.
+    body = 2 * 1024 * 1024
+    app = Catzilla(max_body_size=body)
+    app.add_route("/s", lambda r: StreamingResponse(iter(lambda: b"x" * 65536, None)))
+    app.add_route("/up", lambda r: Response(b"%d" % len(r.body)), ["POST"])
+    with TestClient(app) as client, RawClient(client.port, timeout=2, rcvbuf=4096) as c:
+        c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert wait_for(lambda: any(conn.stream is not None and conn.stream.backlog > 0
+                                    for conn in app.connections))
+        upload = b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % body
+        upload += b"y" * body
+        sent = 0
+        try:
+            for _ in range(20):
+                view = memoryview(upload)
+                while view:
+                    k = c.sock.send(view[:262144])
+                    sent += k
+                    view = view[k:]
+        except TimeoutError:
+            pass   # the server stopped reading: our sends stall
+        assert sent < 6 * body, "%d bytes of uploads taken behind an unread stream" % sent
+        assert client.server.debug_state()["conns"][0]["pending"] <= 1
+
+
+def test_a_client_leaving_with_requests_queued_behind_its_stream_is_noticed():
+    # Reading is held off behind a stream, so the FIN waits unread: the ticker sees it.
+    app = Catzilla()
+    app.add_route("/sse", lambda r: EventSourceResponse(app.broadcast.subscribe("q"), ping=None))
+    app.add_route("/n", lambda r: Response(b"n"))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /sse HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert wait_for(lambda: app.broadcast.subscribers("q") == 1)
+        c.send(b"GET /n HTTP/1.1\r\nHost: t\r\n\r\n" * 16)
+        assert wait_for(lambda: client.server.debug_state()["conns"][0]["pending"] >= 1)
+        c.sock.close()
+        assert wait_for(lambda: len(app.connections) == 0, 3), client.server.debug_state()
+        assert app.broadcast.subscribers("q") == 0
