@@ -98,6 +98,11 @@ def _close_producer(content, srv=None):
             (<Server>srv)._track_task(task)
 
 
+cdef void _log_close_error(_Stream stream, object exc):
+    _logger.error("Exception closing the stream producer of %s %s", stream.request.method,
+                  stream.request.path, exc_info=(type(exc), exc, exc.__traceback__))
+
+
 cdef object _overrun(_Stream stream):
     return _Failure(ValueError("the stream produced more bytes than its Content-Length (%d)"
                                % stream.expected))
@@ -280,7 +285,9 @@ cdef class _Stream:
                 try:
                     close()
                 except BaseException as exc:
-                    if failure is None:
+                    if told:   # the overrun is reported already: this one still is
+                        _log_close_error(self, exc)
+                    elif failure is None:
                         failure = _Failure(exc)
             if not told:
                 self._push(failure if failure is not None else _END)
@@ -695,7 +702,9 @@ async def _pump_async(_Stream stream):
             try:
                 await aclose()
             except BaseException as exc:
-                if failure is None:
+                if told:   # the overrun is reported already: this one still is
+                    _log_close_error(stream, exc)
+                elif failure is None:
                     failure = _Failure(exc)
     if not told:
         stream.chunks.append(failure if failure is not None else _END)

@@ -310,3 +310,31 @@ def test_a_client_leaving_with_requests_queued_behind_its_stream_is_noticed():
         c.sock.close()
         assert wait_for(lambda: len(app.connections) == 0, 3), client.server.debug_state()
         assert app.broadcast.subscribers("q") == 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_error_closing_an_overrun_producer_is_logged(kind, caplog):
+    def gen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    async def agen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(gen() if kind == "sync" else agen(),
+                                                    headers={"Content-Length": "6"}))
+    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
+        with RawClient(client.port, timeout=5) as c:
+            c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert c.read_until_closed().endswith(b"\r\n\r\nabcd")
+        assert wait_for(lambda: any(r.exc_info and "clean-up failed" in str(r.exc_info[1])
+                                    for r in caplog.records))
+    assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
