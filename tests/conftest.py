@@ -4,6 +4,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import h11
 import pytest
@@ -42,6 +43,18 @@ def no_leaks(_warm_up):
     assert not leaked, "file descriptors left open: %r" % [
         os.readlink("/proc/self/fd/" + fd) for fd in leaked if os.path.exists("/proc/self/fd/" + fd)
     ]
+
+
+@contextmanager
+def fast_and_llhttp(make_app):
+    """One app on two servers: one reads plain request heads with its fast path, the other
+    with llhttp only; yields their TestClients (fast, llhttp)."""
+    from catzilla.testing import TestClient
+
+    with TestClient(make_app()) as fast, TestClient(make_app()) as slow:
+        slow.server.fast_heads = False
+        assert fast.server.fast_heads
+        yield fast, slow
 
 
 def wait_for(predicate, timeout=5.0, interval=0.005):

@@ -12,7 +12,7 @@ import socket
 
 import h11
 import pytest
-from conftest import RawClient
+from conftest import RawClient, fast_and_llhttp
 
 from catzilla import Catzilla, JSONResponse, Response, StreamingResponse, _core
 from catzilla.testing import TestClient
@@ -58,10 +58,8 @@ def make_app() -> Catzilla:
 
 @pytest.fixture(scope="module")
 def servers():
-    with TestClient(make_app()) as fast, TestClient(make_app()) as slow:
-        slow.server.fast_heads = False
-        assert fast.server.fast_heads
-        yield fast, slow
+    with fast_and_llhttp(make_app) as clients:
+        yield clients
 
 
 @pytest.fixture(autouse=True)

@@ -10,9 +10,9 @@ import socket
 
 import pytest
 from conftest import exchange as _exchange
+from conftest import fast_and_llhttp
 
 from catzilla import Catzilla, JSONResponse
-from catzilla.testing import TestClient
 
 
 def make_app() -> Catzilla:
@@ -36,9 +36,7 @@ def make_app() -> Catzilla:
 
 @pytest.fixture(scope="module")
 def servers():
-    with TestClient(make_app()) as fast, TestClient(make_app()) as slow:
-        slow.server.fast_heads = False
-        assert fast.server.fast_heads
+    with fast_and_llhttp(make_app) as (fast, slow):
         yield fast.port, slow.port
 
 
