@@ -12,7 +12,7 @@ from typing import Any
 
 import uvloop
 
-from catzilla import _core
+from catzilla import _checks, _core
 from catzilla._router import Router
 from catzilla.broadcast import Broadcast
 from catzilla.exceptions import HTTPException
@@ -58,6 +58,25 @@ class Catzilla:
         max_stream_threads: int = 1000,
         stream_thread_idle_timeout: float = 5.0,
     ) -> None:
+        for name, value in (("max_header_size", max_header_size), ("max_url_size", max_url_size),
+                            ("max_headers", max_headers), ("max_body_size", max_body_size),
+                            ("write_high_water", write_high_water),
+                            ("max_stream_threads", max_stream_threads)):
+            _checks.count(name, value)
+        _checks.count("write_low_water", write_low_water, minimum=0)
+        if write_low_water > write_high_water:
+            raise ValueError(f"write_low_water ({write_low_water}) must not be above "
+                             f"write_high_water ({write_high_water})")
+        for name, value in (("keep_alive_timeout", keep_alive_timeout),
+                            ("request_timeout", request_timeout),
+                            ("lingering_timeout", lingering_timeout),
+                            ("lingering_time", lingering_time),
+                            ("stream_thread_idle_timeout", stream_thread_idle_timeout)):
+            _checks.seconds(name, value)
+        _checks.seconds("send_timeout", send_timeout, zero="no limit")
+        _checks.seconds("shutdown_timeout", shutdown_timeout, zero="close at once")
+        _checks.rate("min_body_rate", min_body_rate)
+        _checks.header_value("server_header", server_header)
         self.debug = debug
         self.router = Router()
         self.limits = dict(

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from catzilla import _checks
 from catzilla.datastructures import MutableHeaders, charset_of
 
 _ENCODED_TYPES: dict[tuple[str, str], tuple[tuple[bytes, bytes], str | None]] = {}
@@ -299,8 +300,12 @@ class EventSourceResponse(StreamingResponse):
         if headers:
             merged.update(headers)
         super().__init__(content, status_code, merged)
-        if ping is not None and ping < 0:
-            raise ValueError("ping must be a positive number of seconds or None")
+        if ping is not None:
+            _checks.seconds("ping", ping, zero="no pings")
+        if send_timeout is not None:
+            _checks.seconds("send_timeout", send_timeout, zero="the app's send_timeout alone")
+        if retry is not None:
+            _checks.count("retry", retry, minimum=0)
         self.ping = ping
         self.send_timeout = send_timeout
         self.retry = retry
