@@ -15,6 +15,10 @@ decode. This runs, interleaved, 1 GiB to curl from:
 
 Besides GB/s it reports the CPU seconds per GB of the server (all its threads, /proc/PID/stat)
 and of curl (rusage of the child), medians over every download.
+
+`--chunk-sizes 65475,262144` adds catzilla serving the same generator with other read sizes
+(what the generator's own chunk size is worth: 65,475 bytes and its framing fill one loopback
+segment).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -38,8 +43,23 @@ from bench.streaming import data_file  # noqa: E402
 
 SIZE = 1 << 30
 
+SIZED_APP = textwrap.dedent("""
+    import sys
+    import common
+    from catzilla import Catzilla, StreamingResponse
+    app = Catzilla()
+    size = int(sys.argv[1])
 
-def _configs(readsend: str, path: str) -> list[tuple[str, str, object]]:
+    @app.get("/chunks")
+    def chunks(request):
+        return StreamingResponse(common.file_chunks(chunk_size=size),
+                                 content_type="application/octet-stream")
+
+    app.listen(port=int(sys.argv[2]), host="127.0.0.1")
+""")
+
+
+def _configs(readsend: str, path: str, sizes: list[int]) -> list[tuple[str, str, object]]:
     py = sys.executable
     return [
         ("plain sendfile (no framework)", "/file",
@@ -51,7 +71,8 @@ def _configs(readsend: str, path: str) -> list[tuple[str, str, object]]:
          lambda p: [py, "readsend_app.py", "--port", str(p), "--framing", "chunked"]),
         ("catzilla, the guide's file_streamer", "/chunks",
          lambda p: [py, "-c", APP, str(256 << 10), str(64 << 10), str(p)]),
-    ]
+    ] + [(f"catzilla, the same generator reading {n:,} bytes", "/chunks",
+          lambda p, n=n: [py, "-c", SIZED_APP, str(n), str(p)]) for n in sizes]
 
 
 def _download(url: str, server_pid: int) -> tuple[float, float, float]:
@@ -75,11 +96,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--downloads", type=int, default=3, help="per server start")
+    ap.add_argument("--chunk-sizes", default="",
+                    help="comma-separated read sizes for more catzilla rows")
     args = ap.parse_args()
     path = data_file(SIZE)
     env = dict(os.environ, BENCH_DATA_FILE=path,
                PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
-    configs = _configs(build_readsend(), path)
+    sizes = [int(x) for x in args.chunk_sizes.split(",") if x.strip()]
+    configs = _configs(build_readsend(), path, sizes)
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in configs}
     for r in range(args.rounds):
         for name, route, cmd in configs:
@@ -108,7 +132,8 @@ def main() -> int:
         return out
 
     ceiling = med(configs[0][0], 0)
-    print(f"\n`python bench/download_bound.py --rounds {args.rounds}`: 1 GiB to curl, "
+    extra = f" --chunk-sizes {args.chunk_sizes}" if sizes else ""
+    print(f"\n`python bench/download_bound.py --rounds {args.rounds}{extra}`: 1 GiB to curl, "
           f"{args.rounds * args.downloads} downloads each, medians\n")
     print("| server | GB/s | min–max | × sendfile | × sendfile per round: median (min–max) "
           "| server CPU s/GB | curl CPU s/GB |\n|---|---:|---:|---:|---:|---:|---:|")
