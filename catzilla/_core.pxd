@@ -176,6 +176,8 @@ cdef class Connection:
     cdef bint continue_owed      # a 100 Continue waits for the responses queued before it
     cdef Request upgrade_req     # a request with Upgrade (ignored) whose body llhttp skips
     cdef Py_ssize_t upgrade_left  # body bytes of upgrade_req still to come
+    cdef bytes method_probe      # a request line llhttp refused, while the rest of it comes
+    cdef bytes line_start        # the reads of an unfinished request line (for 400 or 501)
     cdef list upgrade_body
     cdef bint close_deferred
     cdef bint writing            # the loop is in _flush or _write: no producer thread writes
@@ -195,6 +197,7 @@ cdef class Connection:
     cdef void _on_read(self, Py_ssize_t nread, const char* data)
     cdef void _feed(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n)
+    cdef void _probe_method(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
     cdef void _take_request(self, Request req)

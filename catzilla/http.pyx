@@ -159,6 +159,11 @@ cdef bint _valid_host(const char* p, Py_ssize_t n) noexcept nogil:
 
 cdef dict _METHODS = {m.encode(): m for m in (
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
+cdef enum:
+    # raw bytes a head in several reads may have beyond max_header_size: its request line's
+    # method and version, line ends and whitespace, which the fields' count does not hold
+    HEAD_RAW_SLACK = 1024
+
 # Methods llhttp knows but HTTP servers rarely implement; answered with 501 unless routed.
 cdef frozenset _STANDARD_METHODS = frozenset(_METHODS.values())
 
@@ -263,6 +268,9 @@ cdef class Connection:
         the body of an Upgrade request we ignore. A loop, not recursion: a read can hold many
         requests that each hand the rest on."""
         cdef Py_ssize_t used
+        if self.method_probe is not None:
+            self._probe_method(data, n)
+            return
         while n > 0:
             if self.upgrade_req is not None:
                 used = self._upgrade_body(data, n)
@@ -280,6 +288,19 @@ cdef class Connection:
             n -= used
             if self.closed or self.lingering or self.close_after_response or self.input_done:
                 return   # what follows a "Connection: close" request is not answered
+
+    cdef void _probe_method(self, const char* data, Py_ssize_t n):
+        """The rest of a request line whose method llhttp refused before the line was whole:
+        501 once it proves a well-formed line with a method we do not implement, else 400
+        (also for a line longer than max_url_size allows). llhttp is not fed again."""
+        cdef bytes probe = self.method_probe + PyBytes_FromStringAndSize(data, n)
+        cdef int status = _invalid_method_status(PyBytes_AS_STRING(probe),
+                                                 PyBytes_GET_SIZE(probe))
+        if status == 0 and PyBytes_GET_SIZE(probe) <= self.server.max_url_size + 64:
+            self.method_probe = probe
+            return
+        self.method_probe = None
+        self._reject(status or 400, None)
 
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n):
         """Take one complete request head at p if it is plain: GET or HEAD, origin-form
@@ -404,6 +425,7 @@ cdef class Connection:
         cdef bint was_in_body = self.in_message and self.headers_done
         cdef Py_ssize_t body_before = self.cur_body_size
         cdef uint64_t begun_before = self.messages_begun
+        cdef int status
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
         try:
             self.parser.feed_data(mv)
@@ -424,12 +446,23 @@ cdef class Connection:
             return n
         except _ParserInvalidMethodError:
             # 501 or 400 from the failing request's own line, known when it began this read
-            # with nothing before it; else (behind a request llhttp read in the same read,
-            # or a method split across reads) the plain answer to a garbled request, 400
+            # with nothing before it (its end may come in later reads); else (behind a request
+            # llhttp read in the same read) the plain answer to a garbled request, 400
+            line = None
             if not was_in_headers and not was_in_body and self.messages_begun == begun_before + 1:
-                self._reject(_invalid_method_status(data, n), None)
-            else:
+                line = PyBytes_FromStringAndSize(data, n)
+            elif was_in_headers and self.cur is started_with and self.line_start is not None:
+                line = self.line_start + PyBytes_FromStringAndSize(data, n)   # a line in pieces
+            self.line_start = None
+            if line is None:
                 self._reject(400, None)
+                return n
+            status = _invalid_method_status(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
+            if status == 0:
+                # the line goes on in a later read: judged once it has come (_probe_method)
+                self.method_probe = line
+                return n
+            self._reject(status, None)
             return n
         except _ParserError as exc:
             self._reject(400, "Bad Request: %s" % (exc,))
@@ -439,13 +472,25 @@ cdef class Connection:
         if self.in_message and not self.headers_done and not self.closed:
             # Bound what httptools buffers for a head that spans reads: the callbacks count
             # only whole fields, so also count the raw bytes of the reads the head came in
-            # (not both added up: a 24 KB head in three reads is not 48 KB)
+            # (not both added up: a 24 KB head in three reads is not 48 KB). The raw count
+            # also holds the request line's method and version, line ends and optional
+            # whitespace, which the fields' count leaves out: HEAD_RAW_SLACK more is allowed
+            # for those, so that a head gets the same answer in one read or in several.
             if was_in_headers and self.cur is started_with:
                 self.head_raw += n
+                if self.line_start is not None:
+                    if memchr(data, 10, n) == NULL and PyBytes_GET_SIZE(
+                            self.line_start) + n <= self.server.max_url_size + 64:
+                        self.line_start += PyBytes_FromStringAndSize(data, n)
+                    else:
+                        self.line_start = None
             elif (not was_in_headers and not was_in_body
                     and self.messages_begun == begun_before + 1):
                 self.head_raw = n   # it began in this read, which held nothing else
-            if (self.head_raw > self.server.max_header_size
+                # an unfinished request line, kept in case llhttp refuses its method later
+                self.line_start = (PyBytes_FromStringAndSize(data, n)
+                                   if memchr(data, 10, n) == NULL else None)
+            if (self.head_raw > self.server.max_header_size + HEAD_RAW_SLACK
                     or self.cur_header_bytes > self.server.max_header_size):
                 self._reject(431, None)
         elif was_in_body and self.in_message and self.cur is started_with and not self.closed:
@@ -457,6 +502,8 @@ cdef class Connection:
                 self.tail_bytes += n
                 if self.tail_bytes > self.server.max_header_size:
                     self._reject(431, None)
+        if self.line_start is not None and (self.headers_done or not self.in_message):
+            self.line_start = None
         return n
 
     # httptools callbacks (called inside feed_data) ------------------------------------------
@@ -1326,25 +1373,34 @@ cdef void _check_path_params(dict params):
 
 cdef int _invalid_method_status(const char* data, Py_ssize_t n):
     """501 for a well-formed request line (token SP target SP HTTP/x.y) whose method we do
-    not implement, else 400."""
-    cdef Py_ssize_t i = 0, t
+    not implement, 400 for anything else, 0 while the n bytes so far could begin either."""
+    cdef Py_ssize_t i = 0, t, k
+    cdef const char* version = "HTTP/0.0"
     while i < n and (data[i] == 13 or data[i] == 10):
         i += 1   # the empty lines llhttp skips before a request
     t = i
     while i < n and catzilla_is_tchar(<unsigned char>data[i]):
         i += 1
-    if i == t or i >= n or data[i] != 32:
+    if i >= n:
+        return 0
+    if i == t or data[i] != 32:
         return 400
     i += 1
     t = i
     while i < n and data[i] > 32 and data[i] < 127:
         i += 1
-    if i == t or i + 9 > n or data[i] != 32:
+    if i >= n:
+        return 0
+    if i == t or data[i] != 32:
         return 400
-    if data[i + 1:i + 6] != b"HTTP/" or not (48 <= data[i + 6] <= 57) or data[i + 7] != 46:
-        return 400
-    if not (48 <= data[i + 8] <= 57):
-        return 400
+    for k in range(8):   # "HTTP/" DIGIT "." DIGIT
+        if i + 1 + k >= n:
+            return 0
+        if version[k] == b"0":
+            if not (48 <= data[i + 1 + k] <= 57):
+                return 400
+        elif data[i + 1 + k] != version[k]:
+            return 400
     return 501
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 
 import h11
 import pytest
@@ -263,3 +264,82 @@ def test_the_status_of_an_invalid_method_depends_on_its_own_line(servers):
     # behind a request the fast path took, the line starts its own read of llhttp
     raw = read_all(servers[0].port, good + unknown)
     assert b"HTTP/1.1 200 " in raw and b"HTTP/1.1 501 " in raw
+
+
+def read_all_in_pieces(port: int, pieces: list[bytes]) -> bytes:
+    """Send pieces apart (TCP_NODELAY, a pause between them, so that the server reads them
+    apart) and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i, piece in enumerate(pieces):
+            if i:
+                time.sleep(0.05)
+            sock.sendall(piece)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4, 6, 9, 14, 16])
+def test_an_unknown_method_split_across_reads_is_still_501(servers, cut):
+    unknown = b"FOO /b HTTP/1.1\r\nHost: t\r\n\r\n"
+    for srv in servers:
+        raw = read_all_in_pieces(srv.port, [unknown[:cut], unknown[cut:]])
+        assert raw.startswith(b"HTTP/1.1 501 "), (cut, raw[:40])
+
+
+def test_a_garbled_line_split_across_reads_is_400(servers):
+    for srv in servers:
+        for pieces in ([b"FOO", b" /b XTTP/1.1\r\nHost: t\r\n\r\n"],
+                       [b"FOO /b", b"\x01 HTTP/1.1\r\nHost: t\r\n\r\n"],
+                       [b"FO", b"O", b" ", b"/b HTTP/x.1\r\n\r\n"]):
+            raw = read_all_in_pieces(srv.port, pieces)
+            assert raw.startswith(b"HTTP/1.1 400 "), (pieces, raw[:40])
+
+
+def test_an_unknown_method_with_an_endless_target_is_400(servers):
+    # the line is judged at max_url_size (8 KiB): it is not buffered without end
+    for srv in servers:
+        raw = read_all_in_pieces(srv.port, [b"FOO /", b"a" * 9000])
+        assert raw.startswith(b"HTTP/1.1 400 "), raw[:40]
+
+
+# -- the head-size limit, in one read or several ---------------------------------------------
+
+LIMIT = 2048
+
+
+def small_head_app() -> Catzilla:
+    app = make_app()
+    app.limits["max_header_size"] = LIMIT
+    return app
+
+
+@pytest.fixture(scope="module")
+def small_servers():
+    with fast_and_llhttp(small_head_app) as clients:
+        yield clients
+
+
+def sized_head(total: int) -> bytes:
+    """A GET head whose target and fields count `total` bytes as the limit counts them: the
+    target, and each field's name and value plus 4 (": " and CRLF)."""
+    target = b"/h"
+    fields = [(b"Host", b"t"), (b"Connection", b"close")]
+    counted = len(target) + sum(len(n) + len(v) + 4 for n, v in fields)
+    fields.append((b"X-Pad", b"v" * (total - counted - len(b"X-Pad") - 4)))
+    return (b"GET " + target + b" HTTP/1.1\r\n"
+            + b"".join(n + b": " + v + b"\r\n" for n, v in fields) + b"\r\n")
+
+
+@pytest.mark.parametrize("total,status", [(LIMIT, b"200"), (LIMIT + 1, b"431")])
+def test_the_head_size_limit_does_not_depend_on_how_the_head_is_split(small_servers, total,
+                                                                      status):
+    head = sized_head(total)
+    assert head.count(b"\r\n") == 5
+    for srv in small_servers:
+        assert srv.server.max_header_size == LIMIT
+        for pieces in ([head], [head[:600], head[600:1400], head[1400:]], [head[:-1], head[-1:]]):
+            raw = read_all_in_pieces(srv.port, pieces)
+            assert raw.startswith(b"HTTP/1.1 " + status + b" "), (len(pieces), raw[:40])
