@@ -489,7 +489,7 @@ cdef class Connection:
                 self.head_raw = n   # it began in this read, which held nothing else
                 # an unfinished request line, kept in case llhttp refuses its method later
                 self.line_start = (PyBytes_FromStringAndSize(data, n)
-                                   if memchr(data, 10, n) == NULL else None)
+                                   if not _has_line_end(data, n) else None)
             if (self.head_raw > self.server.max_header_size + HEAD_RAW_SLACK
                     or self.cur_header_bytes > self.server.max_header_size):
                 self._reject(431, None)
@@ -1369,6 +1369,15 @@ cdef void _check_path_params(dict params):
             if "\x00" in v or v.startswith("/") or v.startswith("\\") or ".." in v.replace(
                     "\\", "/").split("/"):
                 raise _HTTPException(400, "Invalid path parameter")
+
+
+cdef bint _has_line_end(const char* data, Py_ssize_t n):
+    """Whether the request line that begins data (after the empty lines llhttp skips) ends
+    within its n bytes."""
+    cdef Py_ssize_t i = 0
+    while i < n and (data[i] == 13 or data[i] == 10):
+        i += 1
+    return memchr(data + i, 10, n - i) != NULL
 
 
 cdef int _invalid_method_status(const char* data, Py_ssize_t n):
