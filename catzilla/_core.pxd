@@ -158,6 +158,12 @@ cdef class Connection:
     cdef bint in_message
     cdef uint64_t messages_begun  # on_message_begin calls so far
     cdef Py_ssize_t head_raw        # raw bytes of the reads the unfinished head came in
+    cdef int head_eol               # _blank_line_end's state at the end of those reads
+    cdef const char* feed_ptr       # the read llhttp is parsing (NULL outside _feed_parser),
+    cdef Py_ssize_t feed_n          # ... its size,
+    cdef uint64_t feed_begun        # ... messages_begun before it,
+    cdef bint feed_clean            # ... whether it began between messages,
+    cdef Request feed_cur           # ... and the request whose head it goes on with, if any
     cdef bint headers_done
     cdef bint cur_head           # the request being parsed is a HEAD (known from its target on)
     cdef bint expect_continue

@@ -329,8 +329,8 @@ cdef class Connection:
         else:
             return -1   # before looking for the head's end: a POST's body is not scanned
         end = <const char*>memmem(p, n, b"\r\n\r\n", 4)
-        if end == NULL:
-            return -1
+        if end == NULL or end + 4 - p > srv.max_header_size + HEAD_RAW_SLACK:
+            return -1   # (llhttp answers a head too big in raw bytes: on_headers_complete)
         t0 = q
         while _TARGET_OK[<unsigned char>q[0]]:   # stops at the CR of end at the latest
             q += 1
@@ -427,6 +427,14 @@ cdef class Connection:
         cdef uint64_t begun_before = self.messages_begun
         cdef int status
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
+        cdef int eol
+        cdef Py_ssize_t skip
+        # what on_headers_complete needs to measure a head that ends in this read
+        self.feed_ptr = data
+        self.feed_n = n
+        self.feed_begun = begun_before
+        self.feed_clean = not was_in_headers and not was_in_body
+        self.feed_cur = started_with if was_in_headers else None
         try:
             self.parser.feed_data(mv)
         except _ParserUpgrade as exc:
@@ -451,6 +459,12 @@ cdef class Connection:
             line = None
             if not was_in_headers and not was_in_body and self.messages_begun == begun_before + 1:
                 line = PyBytes_FromStringAndSize(data, n)
+            elif not was_in_headers and not was_in_body and self.messages_begun > begun_before:
+                # behind requests llhttp read in this same read: where the last of them ends
+                # is where the failing line begins
+                used = _messages_end(data, n, self.messages_begun - begun_before - 1)
+                if used >= 0:
+                    line = PyBytes_FromStringAndSize(data + used, n - used)
             elif was_in_headers and self.cur is started_with and self.line_start is not None:
                 line = self.line_start + PyBytes_FromStringAndSize(data, n)   # a line in pieces
             self.line_start = None
@@ -465,19 +479,29 @@ cdef class Connection:
             self._reject(status, None)
             return n
         except _ParserError as exc:
+            if self.in_message and not self.cur_head:
+                # (llhttp may fail on the target before it tells us of it: on_url)
+                self.cur_head = self.parser.get_method() == b"HEAD"
             self._reject(400, "Bad Request: %s" % (exc,))
             return n
         finally:
             mv.release()
+            self.feed_ptr = NULL
+            self.feed_cur = None
         if self.in_message and not self.headers_done and not self.closed:
             # Bound what httptools buffers for a head that spans reads: the callbacks count
             # only whole fields, so also count the raw bytes of the reads the head came in
             # (not both added up: a 24 KB head in three reads is not 48 KB). The raw count
             # also holds the request line's method and version, line ends and optional
             # whitespace, which the fields' count leaves out: HEAD_RAW_SLACK more is allowed
-            # for those, so that a head gets the same answer in one read or in several.
+            # for those. A head that ends in a read is measured the same way, to its empty
+            # line (on_headers_complete; the fast path), so that it gets the same answer in
+            # one read or in several. Empty lines before a request are not counted.
             if was_in_headers and self.cur is started_with:
                 self.head_raw += n
+                eol = self.head_eol
+                _blank_line_end(data, n, &eol)
+                self.head_eol = eol
                 if self.line_start is not None:
                     if memchr(data, 10, n) == NULL and PyBytes_GET_SIZE(
                             self.line_start) + n <= self.server.max_url_size + 64:
@@ -486,7 +510,11 @@ cdef class Connection:
                         self.line_start = None
             elif (not was_in_headers and not was_in_body
                     and self.messages_begun == begun_before + 1):
-                self.head_raw = n   # it began in this read, which held nothing else
+                skip = _skip_empty_lines(data, n)
+                self.head_raw = n - skip   # it began in this read, which held nothing else
+                eol = 0
+                _blank_line_end(data + skip, n - skip, &eol)
+                self.head_eol = eol
                 # an unfinished request line, kept in case llhttp refuses its method later
                 self.line_start = (PyBytes_FromStringAndSize(data, n)
                                    if not _has_line_end(data, n) else None)
@@ -586,6 +614,9 @@ cdef class Connection:
         cdef Py_ssize_t q
         cdef str method = _METHODS.get(method_b)
         cdef str version = self.parser.get_http_version()
+        cdef Py_ssize_t raw = _head_size(self)
+        if raw > self.server.max_header_size + HEAD_RAW_SLACK:
+            self._abort(431, None)   # (see _feed_parser: the same bound as a head in pieces)
         self.headers_done = True
         self.cur_header_bytes = 0   # from here on it counts the trailer section
         if version != "1.1" and version != "1.0":
@@ -1371,12 +1402,96 @@ cdef void _check_path_params(dict params):
                 raise _HTTPException(400, "Invalid path parameter")
 
 
-cdef bint _has_line_end(const char* data, Py_ssize_t n):
-    """Whether the request line that begins data (after the empty lines llhttp skips) ends
-    within its n bytes."""
+cdef Py_ssize_t _skip_empty_lines(const char* data, Py_ssize_t n):
+    """The empty lines llhttp skips before a request: how many bytes they take at data."""
     cdef Py_ssize_t i = 0
     while i < n and (data[i] == 13 or data[i] == 10):
         i += 1
+    return i
+
+
+cdef Py_ssize_t _blank_line_end(const char* data, Py_ssize_t n, int* state):
+    """Scan a head for the empty line that ends it: the offset just past it, or -1 with *state
+    kept for the next read (0: within a line, 1: just after its LF, 2: after LF CR)."""
+    cdef Py_ssize_t i
+    cdef int s = state[0]
+    cdef char c
+    for i in range(n):
+        c = data[i]
+        if c == 10:
+            if s != 0:
+                return i + 1
+            s = 1
+        elif c == 13:
+            s = 2 if s == 1 else 0
+        else:
+            s = 0
+    state[0] = s
+    return -1
+
+
+cdef Py_ssize_t _head_size(Connection conn):
+    """The raw size of the head llhttp has just read to its end, empty lines before it left
+    out, when it is known: it began in the read being fed (which held nothing before it), or
+    in earlier reads that head_raw counts. Else -1."""
+    cdef int eol = 0
+    cdef Py_ssize_t skip, end
+    if conn.feed_ptr == NULL:
+        return -1
+    if conn.feed_clean and conn.messages_begun == conn.feed_begun + 1:
+        skip = _skip_empty_lines(conn.feed_ptr, conn.feed_n)
+        end = _blank_line_end(conn.feed_ptr + skip, conn.feed_n - skip, &eol)
+        return end
+    if conn.feed_cur is not None and conn.feed_cur is conn.cur:
+        eol = conn.head_eol
+        end = _blank_line_end(conn.feed_ptr, conn.feed_n, &eol)
+        return conn.head_raw + end if end >= 0 else -1
+    return -1
+
+
+class _MessageCounter:
+    """llhttp's protocol object for _messages_end: counts complete messages, nothing else."""
+    __slots__ = ("done",)
+
+    def __init__(self):
+        self.done = 0
+
+    def on_message_complete(self):
+        self.done += 1
+
+
+cdef Py_ssize_t _messages_end(const char* data, Py_ssize_t n, Py_ssize_t count):
+    """Where the first `count` requests of data (which begins between requests) end, as llhttp
+    reads them, or -1. httptools does not say where it stopped: this finds the shortest prefix
+    a fresh parser completes them in (a rare path: a request refused behind others)."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    whole = PyBytes_FromStringAndSize(data, n)
+    if count <= 0:
+        return 0
+    if _completes(whole, n) < count:
+        return -1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _completes(whole, mid) >= count:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef Py_ssize_t _completes(bytes data, Py_ssize_t k):
+    counter = _MessageCounter()
+    try:
+        _HttpRequestParser(counter).feed_data(memoryview(data)[:k])
+    except Exception:
+        pass   # (the refused request after them)
+    return counter.done
+
+
+cdef bint _has_line_end(const char* data, Py_ssize_t n):
+    """Whether the request line that begins data (after the empty lines llhttp skips) ends
+    within its n bytes."""
+    cdef Py_ssize_t i = _skip_empty_lines(data, n)
     return memchr(data + i, 10, n - i) != NULL
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 
@@ -345,3 +346,54 @@ def test_the_head_size_limit_does_not_depend_on_how_the_head_is_split(small_serv
         for pieces in ([head], [head[:600], head[600:1400], head[1400:]], [head[:-1], head[-1:]]):
             raw = read_all_in_pieces(srv.port, pieces)
             assert raw.startswith(b"HTTP/1.1 " + status + b" "), (len(pieces), raw[:40])
+
+
+# -- findings of a differential fuzz (fast path against llhttp, one read against pieces) ----
+
+GET_A = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+POST_A = b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"
+UNKNOWN = b"FOO /b HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+@pytest.mark.parametrize("before", [GET_A, POST_A, GET_A + POST_A])
+def test_an_unknown_method_behind_requests_in_the_same_read_is_501(servers, before):
+    # llhttp reads the requests before it in the same read: where they end is found again
+    for srv in servers:
+        for pieces in ([before + UNKNOWN], [before, UNKNOWN]):
+            raw = read_all_in_pieces(srv.port, pieces)
+            statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)
+            assert statuses == [b"200"] * before.count(b"HTTP/1.1") + [b"501"], (pieces, raw)
+
+
+def test_a_rejected_head_request_has_no_body_however_it_is_read(servers):
+    head = b"HEAD h:80 HTTP/1.1\r\nHost: t\r\n\r\n"   # the target fails in llhttp
+    for srv in servers:
+        for pieces in ([head], [head[:6], head[6:]]):
+            raw = read_all_in_pieces(srv.port, pieces)
+            assert raw.startswith(b"HTTP/1.1 400 ") and raw.endswith(b"\r\n\r\n"), raw
+            assert b"Content-Length: " in raw   # (the length a GET would have had, no body)
+
+
+@pytest.mark.parametrize("how", ["one read", "pieces"])
+def test_whitespace_counts_toward_the_head_limit_however_the_head_is_split(small_servers, how):
+    # 3,500 bytes of optional whitespace: within max_header_size (2 KiB) by fields, past it
+    # and its 1 KiB of slack in raw bytes; and a head of fields within the limit, padded to
+    # the raw bound exactly
+    padded = b"GET /h HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX:" + b" " * 3500 + b"v\r\n\r\n"
+    fits = b"GET /h HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX:%s v\r\n\r\n"
+    fits = fits % (b" " * (LIMIT + 1024 - len(fits % b"")))
+    assert len(fits) == LIMIT + 1024
+    for srv in small_servers:
+        for head, status in ((padded, b"431"), (fits, b"200")):
+            pieces = [head] if how == "one read" else [head[:900], head[900:1900], head[1900:]]
+            raw = read_all_in_pieces(srv.port, pieces)
+            assert raw.startswith(b"HTTP/1.1 " + status + b" "), (len(head), raw[:40])
+
+
+def test_empty_lines_before_a_request_do_not_count_toward_its_head(small_servers):
+    lead = b"\r\n" * 2000   # 4,000 bytes: past the raw bound of a head
+    head = b"GET /h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    for srv in small_servers:
+        for pieces in ([lead + head], [lead + head[:16], head[16:]], [lead, head]):
+            raw = read_all_in_pieces(srv.port, pieces)
+            assert raw.startswith(b"HTTP/1.1 200 "), raw[:40]
