@@ -164,6 +164,8 @@ cdef class Connection:
     cdef uint64_t feed_begun        # ... messages_begun before it,
     cdef bint feed_clean            # ... whether it began between messages,
     cdef Request feed_cur           # ... and the request whose head it goes on with, if any
+    cdef int feed_eol               # ... head_eol when it began,
+    cdef Py_ssize_t feed_first_body  # ... the body size of the request it ends (or -1)
     cdef bint headers_done
     cdef bint cur_head           # the request being parsed is a HEAD (known from its target on)
     cdef bint expect_continue

@@ -435,6 +435,8 @@ cdef class Connection:
         self.feed_begun = begun_before
         self.feed_clean = not was_in_headers and not was_in_body
         self.feed_cur = started_with if was_in_headers else None
+        self.feed_eol = self.head_eol if was_in_headers else -1
+        self.feed_first_body = -1
         try:
             self.parser.feed_data(mv)
         except _ParserUpgrade as exc:
@@ -459,12 +461,16 @@ cdef class Connection:
             line = None
             if not was_in_headers and not was_in_body and self.messages_begun == begun_before + 1:
                 line = PyBytes_FromStringAndSize(data, n)
-            elif not was_in_headers and not was_in_body and self.messages_begun > begun_before:
+            elif self.messages_begun > begun_before:
                 # behind requests llhttp read in this same read: where the last of them ends
                 # is where the failing line begins
-                used = _messages_end(data, n, self.messages_begun - begun_before - 1)
+                used = _first_message_end(self, data, n, was_in_headers, was_in_body,
+                                          body_before)
                 if used >= 0:
-                    line = PyBytes_FromStringAndSize(data + used, n - used)
+                    skip = _messages_end(data + used, n - used,
+                                         self.messages_begun - begun_before - 1)
+                    if skip >= 0:
+                        line = PyBytes_FromStringAndSize(data + used + skip, n - used - skip)
             elif was_in_headers and self.cur is started_with and self.line_start is not None:
                 line = self.line_start + PyBytes_FromStringAndSize(data, n)   # a line in pieces
             self.line_start = None
@@ -499,9 +505,10 @@ cdef class Connection:
             # one read or in several. Empty lines before a request are not counted.
             if was_in_headers and self.cur is started_with:
                 self.head_raw += n
-                eol = self.head_eol
-                _blank_line_end(data, n, &eol)
-                self.head_eol = eol
+                if self.head_eol >= 0:
+                    eol = self.head_eol
+                    _blank_line_end(data, n, &eol)
+                    self.head_eol = eol
                 if self.line_start is not None:
                     if memchr(data, 10, n) == NULL and PyBytes_GET_SIZE(
                             self.line_start) + n <= self.server.max_url_size + 64:
@@ -552,6 +559,7 @@ cdef class Connection:
         self.cur_body_size = 0
         self.cur_header_bytes = 0
         self.tail_bytes = 0
+        self.head_eol = -1   # (unknown until _feed_parser scans the head's reads)
         self.expect_length = -1
         self.cur_te = None
         self.cur_host = None
@@ -688,6 +696,11 @@ cdef class Connection:
             self.upgrade_body = []
             self.cur = None
             return
+        if (self.feed_ptr != NULL and self.messages_begun == self.feed_begun
+                and self.feed_first_body < 0 and self.cur_te is None):
+            # the request the read began within ends in it: its body's size (for
+            # _first_message_end; not for a chunked body, whose framing is not counted)
+            self.feed_first_body = self.cur_body_size
         self.in_message = False
         self.continue_owed = False   # the body came without it
         self.cur = None
@@ -1430,6 +1443,27 @@ cdef Py_ssize_t _blank_line_end(const char* data, Py_ssize_t n, int* state):
     return -1
 
 
+cdef Py_ssize_t _first_message_end(Connection conn, const char* data, Py_ssize_t n,
+                                   bint was_in_headers, bint was_in_body,
+                                   Py_ssize_t body_before):
+    """Where in data the request a read began within ends (0 for a read that began between
+    requests), or -1 when that is not known (a chunked body; a head whose reads were not
+    scanned)."""
+    cdef int eol
+    cdef Py_ssize_t end
+    if not was_in_headers and not was_in_body:
+        return 0
+    if conn.feed_first_body < 0:
+        return -1
+    if was_in_body:
+        return conn.feed_first_body - body_before
+    if conn.feed_eol < 0:
+        return -1
+    eol = conn.feed_eol
+    end = _blank_line_end(data, n, &eol)
+    return end + conn.feed_first_body if end >= 0 else -1
+
+
 cdef Py_ssize_t _head_size(Connection conn):
     """The raw size of the head llhttp has just read to its end, empty lines before it left
     out, when it is known: it began in the read being fed (which held nothing before it), or
@@ -1442,8 +1476,8 @@ cdef Py_ssize_t _head_size(Connection conn):
         skip = _skip_empty_lines(conn.feed_ptr, conn.feed_n)
         end = _blank_line_end(conn.feed_ptr + skip, conn.feed_n - skip, &eol)
         return end
-    if conn.feed_cur is not None and conn.feed_cur is conn.cur:
-        eol = conn.head_eol
+    if conn.feed_cur is not None and conn.feed_cur is conn.cur and conn.head_eol >= 0:
+        eol = conn.feed_eol
         end = _blank_line_end(conn.feed_ptr, conn.feed_n, &eol)
         return conn.head_raw + end if end >= 0 else -1
     return -1

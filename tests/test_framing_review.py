@@ -365,6 +365,15 @@ def test_an_unknown_method_behind_requests_in_the_same_read_is_501(servers, befo
             assert statuses == [b"200"] * before.count(b"HTTP/1.1") + [b"501"], (pieces, raw)
 
 
+@pytest.mark.parametrize("cut", [8, 30, 49])   # in the request line, in a field, in the body
+def test_an_unknown_method_after_a_request_that_began_in_an_earlier_read_is_501(servers, cut):
+    stream = POST_A + UNKNOWN
+    assert stream[48:50] == b"hi"
+    for srv in servers:
+        raw = read_all_in_pieces(srv.port, [stream[:cut], stream[cut:]])
+        assert re.findall(rb"HTTP/1\.1 (\d{3}) ", raw) == [b"200", b"501"], (cut, raw)
+
+
 def test_a_rejected_head_request_has_no_body_however_it_is_read(servers):
     head = b"HEAD h:80 HTTP/1.1\r\nHost: t\r\n\r\n"   # the target fails in llhttp
     for srv in servers:
