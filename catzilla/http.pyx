@@ -622,8 +622,10 @@ cdef class Connection:
         cdef Py_ssize_t q
         cdef str method = _METHODS.get(method_b)
         cdef str version = self.parser.get_http_version()
-        cdef Py_ssize_t raw = _head_size(self)
-        if raw > self.server.max_header_size + HEAD_RAW_SLACK:
+        cdef Py_ssize_t bound = self.server.max_header_size + HEAD_RAW_SLACK
+        if (self.feed_ptr != NULL and self.head_raw + self.feed_n > bound
+                and _head_size(self) > bound):
+            # (a head within a read no bigger than the bound needs no measuring)
             self._abort(431, None)   # (see _feed_parser: the same bound as a head in pieces)
         self.headers_done = True
         self.cur_header_bytes = 0   # from here on it counts the trailer section
