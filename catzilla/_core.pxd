@@ -151,7 +151,8 @@ cdef class Connection:
     cdef list cur_body
     cdef Py_ssize_t cur_body_size
     cdef Py_ssize_t cur_header_bytes
-    cdef Py_ssize_t tail_bytes   # bytes read since the last body byte of a chunked body
+    cdef Py_ssize_t tail_bytes   # bytes read in a chunked body's trailer section so far
+    cdef int chunk_state         # 0: between chunks, 1: after a chunk's size line, 2: its data
     cdef Py_ssize_t expect_length
     cdef bytes cur_te            # the Transfer-Encoding codings, all field lines joined
     cdef bytes cur_host          # the Host field value, None until one arrives

@@ -424,6 +424,7 @@ cdef class Connection:
         cdef Request started_with = self.cur
         cdef bint was_in_body = self.in_message and self.headers_done
         cdef Py_ssize_t body_before = self.cur_body_size
+        cdef int chunk_before = self.chunk_state
         cdef uint64_t begun_before = self.messages_begun
         cdef int status
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
@@ -529,13 +530,16 @@ cdef class Connection:
                     or self.cur_header_bytes > self.server.max_header_size):
                 self._reject(431, None)
         elif was_in_body and self.in_message and self.cur is started_with and not self.closed:
-            # A read without body bytes is chunk framing or trailer, which httptools buffers
-            # (re-joining a growing field on every read): bound it like a head.
-            if self.cur_body_size != body_before:
+            # A read that goes on after the last chunk's size line without body bytes is the
+            # trailer section, whose unfinished field httptools buffers (re-joining it on
+            # every read): bound it like a head in pieces. (A chunk's size line and
+            # extensions are not buffered: they are bounded by time, as 408, whatever the
+            # reads, the same as in one read.)
+            if self.cur_body_size != body_before or chunk_before != 1 or self.chunk_state != 1:
                 self.tail_bytes = 0
             else:
                 self.tail_bytes += n
-                if self.tail_bytes > self.server.max_header_size:
+                if self.tail_bytes > self.server.max_header_size + HEAD_RAW_SLACK:
                     self._reject(431, None)
         if self.line_start is not None and (self.headers_done or not self.in_message):
             self.line_start = None
@@ -559,6 +563,7 @@ cdef class Connection:
         self.cur_body_size = 0
         self.cur_header_bytes = 0
         self.tail_bytes = 0
+        self.chunk_state = 0
         self.head_eol = -1   # (unknown until _feed_parser scans the head's reads)
         self.expect_length = -1
         self.cur_te = None
@@ -678,7 +683,14 @@ cdef class Connection:
             else:
                 self._write_interim(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+    def on_chunk_header(self):
+        self.chunk_state = 1   # (the last chunk's trailer section follows its size line)
+
+    def on_chunk_complete(self):
+        self.chunk_state = 0
+
     def on_body(self, bytes body):
+        self.chunk_state = 2
         self.cur_body_size += len(body)
         if self.cur_body_size > self.server.max_body_size:
             self._abort(413, None)
