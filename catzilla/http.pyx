@@ -1042,6 +1042,10 @@ cdef class Connection:
     cdef int _write_response(self, Request req, object response) except -1:
         body = response.body
         if type(body) is not bytes:
+            if not isinstance(body, (bytes, bytearray, memoryview)):
+                # (bytes(12) would be twelve NULs)
+                raise TypeError("a response body must be bytes, bytearray or memoryview, got %s"
+                                % type(body).__name__)
             body = bytes(body)
         return self._write_simple(
             response.status_code, body, response.raw_headers, req.method == "HEAD",

@@ -109,6 +109,8 @@ class Response:
         if headers:
             items = headers.items() if isinstance(headers, Mapping) else headers
             for name, value in items:
+                if value is None:
+                    raise TypeError(f"the response header {name!r} has no value (None)")
                 name_b = name.encode("latin-1") if isinstance(name, str) else bytes(name)
                 value_b = (
                     value.encode("latin-1") if isinstance(value, str) else str(value).encode()

@@ -210,6 +210,8 @@ cdef int _put_head(bytes server_line, bytes date_line, _Buf buf, int status, lis
                     flags |= HEAD_USER_CLOSE
                 continue
             if nl == 14 and catzilla_lower_eq(np, 14, "content-length"):
+                if status < 200 or status == 204:
+                    continue   # never on a response without content (RFC 9110 8.6)
                 # a client or proxy that read another of several values, or a value like
                 # "+4" another way, would see another response boundary (RFC 9112 6.3)
                 length = _length_value(value)
@@ -221,8 +223,10 @@ cdef int _put_head(bytes server_line, bytes date_line, _Buf buf, int status, lis
                 flags |= HEAD_HAS_LENGTH
                 user_length = length
             elif nl == 17 and catzilla_lower_eq(np, 17, "transfer-encoding"):
-                if http10:
-                    continue   # HTTP/1.0 has no chunked coding: the body is close-delimited
+                if http10 or status < 200 or status == 204:
+                    # HTTP/1.0 has no chunked coding: the body is close-delimited; 1xx and
+                    # 204 have no content to code (RFC 9112 6.1)
+                    continue
                 flags |= HEAD_HAS_TE
             elif nl == 6 and catzilla_lower_eq(np, 6, "server"):
                 has_server = True
