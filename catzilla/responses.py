@@ -52,6 +52,10 @@ def _codec_of(content_type: str) -> str | None:
     return info.name
 
 
+def _has_content(status_code: Any) -> bool:
+    return status_code not in (204, 304)
+
+
 class Response:
     """A complete HTTP response.
 
@@ -122,7 +126,9 @@ class Response:
                     if codec is not None:
                         self.charset = codec
                 raw.append((name_b, value_b))
-        if not has_type and self.media_type is not None:
+        if (not has_type and self.media_type is not None
+                and ("media_type" in self.__dict__ or _has_content(self.status_code))):
+            # (204 and 304 have no content: no default Content-Type, only one asked for)
             header, codec = _content_type_header(self.media_type, self.charset)
             if codec is not None:
                 self.charset = codec

@@ -132,3 +132,31 @@ def test_an_http11_stream_cut_short_still_ends_with_a_fin(client):
         raw, how_it_ended = read_until_end(sock)
     assert how_it_ended == "fin"
     assert raw.endswith(b"6\r\npart1;\r\n") and not raw.endswith(b"0\r\n\r\n")
+
+
+def test_204_and_304_get_no_default_content_type():
+    # RFC 9110 15.4.5: a 304 SHOULD NOT carry representation metadata; a 204 has no content
+    from catzilla import JSONResponse
+    for status in (204, 304):
+        assert Response(status_code=status).headers.get("content-type") is None
+        assert JSONResponse(None, status_code=status).headers.get("content-type") is None
+        # one the handler asks for is kept
+        assert Response(b"", status, content_type="text/html").headers["content-type"] == \
+            "text/html; charset=utf-8"
+    assert Response(b"x").headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_an_http_exception_304_on_the_wire_has_no_content_type():
+    from catzilla import HTTPException
+    app = Catzilla()
+
+    @app.get("/nm")
+    def not_modified(request):
+        raise HTTPException(304, headers={"ETag": '"v1"'})
+
+    with TestClient(app) as c, RawClient(c.port) as raw:
+        raw.send(b"GET /nm HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = raw.response()
+        names = [k for k, _ in resp.headers]
+        assert resp.status_code == 304 and body == b"" and b"content-type" not in names
+        assert (b"etag", b'"v1"') in resp.headers
