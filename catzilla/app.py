@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import traceback
@@ -102,6 +103,7 @@ class Catzilla:
         self._stop: asyncio.Event | None = None
         self._force_stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._supervisor_pid: int | None = None   # set while listen(workers=N) runs
         self.connections = ConnectionRegistry(self)
         self._broadcast: Broadcast | None = None
 
@@ -249,6 +251,11 @@ class Catzilla:
         accepting, lets responses in flight finish within ``shutdown_timeout`` (file and
         Content-Length responses included), closes other streams at once (hub, SSE, chunked:
         their producers' ``finally:`` runs), then closes every connection."""
+        if self._supervisor_pid is not None and self._supervisor_pid in (os.getpid(),
+                                                                           os.getppid()):
+            # with workers=N, the supervisor (this process or a worker's parent) stops them all
+            os.kill(self._supervisor_pid, signal.SIGTERM)
+            return
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 

@@ -9,10 +9,14 @@ kernel spreads new connections over the workers. The supervisor
 - restarts a worker that dies, after a back-off (0.1 s, doubling up to 5 s); a worker that dies
   within ``MIN_UPTIME`` seconds of starting ``CRASH_LIMIT`` times in a row is a crash loop:
   the supervisor stops the others and exits with an error saying so;
-- on SIGINT or SIGTERM sends SIGTERM to every worker (each stops gracefully, as a single
-  process does), waits up to the app's ``shutdown_timeout`` plus a margin, SIGKILLs what is
-  left, and returns (exit status 0) if every worker stopped by itself. A second signal kills
-  the workers at once.
+- on SIGINT or SIGTERM (or ``app.stop()``, called in the supervisor or in a worker) sends
+  SIGTERM to every worker (each stops gracefully, as a single process does), waits up to the
+  app's ``shutdown_timeout`` plus a margin, SIGKILLs what is left, and returns (exit status 0)
+  if every worker stopped by itself. A second signal kills the workers at once. A stop signal
+  that comes while a worker starts waits until the worker can stop gracefully.
+
+A worker whose supervisor has gone (killed by SIGKILL or the OOM killer, say) stops by itself
+within a second, so that it does not go on serving the port beside a new deployment.
 
 Workers are forked from the supervisor, so they inherit the app as it was configured at
 ``listen()``; connections to other services should be opened in the workers (the Redis hub
@@ -35,6 +39,8 @@ from typing import Any
 
 import uvloop
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+WATCH_INTERVAL = 0.5    # how often a worker checks that its supervisor is still there
 MIN_UPTIME = 1.0        # a worker that dies sooner than this after starting has crashed
 CRASH_LIMIT = 5         # that many such deaths in a row of one worker slot: give up
 BACKOFF_FIRST = 0.1
@@ -99,6 +105,8 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
         self._fds = (wake_r, wake_w, reserved)
         clean = False
+        # app.stop(), here or in a worker (which inherits this), stops the whole service
+        self.app._supervisor_pid = os.getpid()
         try:
             for w in self.workers:
                 self._spawn(w)
@@ -116,6 +124,7 @@ class Supervisor:
             os.close(wake_r)
             os.close(wake_w)
             reserved.close()
+            self.app._supervisor_pid = None
         if self.failure is not None:
             raise SystemExit("catzilla: " + self.failure)
         if not clean:
@@ -165,12 +174,17 @@ class Supervisor:
         ready_r, ready_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        # SIGINT/SIGTERM wait, blocked, until the worker's loop handles them: one that came
+        # before (our handler still in the child, or the default one) would be lost or kill
+        # it without its graceful stop
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:                                        # the worker
             code = 1
             try:
                 os.close(ready_r)
-                code = self._worker_main(ready_w)
+                code = self._worker_main(ready_w, supervisor)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
@@ -181,6 +195,7 @@ class Supervisor:
                     sys.stderr.flush()
                 finally:
                     os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(ready_w)
         w.pid = pid
         w.started = time.monotonic()
@@ -277,7 +292,7 @@ class Supervisor:
 
     # -- a worker --------------------------------------------------------------------------
 
-    def _worker_main(self, ready_w: int) -> int:
+    def _worker_main(self, ready_w: int, supervisor: int) -> int:
         wake_r, wake_w, reserved = self._fds
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
@@ -288,39 +303,57 @@ class Supervisor:
         for w in self.workers:                  # the other workers' pipes
             if w.ready_fd >= 0:
                 os.close(w.ready_fd)
-        run_worker(self.app, self.host, self.port, self.backlog, ready_w)
+        run_worker(self.app, self.host, self.port, self.backlog, ready_w, supervisor)
         return 0
 
 
-def run_worker(app: Any, host: str, port: int, backlog: int, ready_fd: int = -1) -> None:
+def run_worker(app: Any, host: str, port: int, backlog: int, ready_fd: int = -1,
+               supervisor: int | None = None) -> None:
     """One worker: the single-process serve path on a SO_REUSEPORT socket, without the
-    banner (the supervisor prints it); writes to ``ready_fd`` once it listens."""
+    banner (the supervisor prints it); writes to ``ready_fd`` once it listens. With
+    ``supervisor`` (its PID), it stops by itself once that process has gone."""
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(app, host, port, backlog, ready_fd))
+        loop.run_until_complete(_serve(app, host, port, backlog, ready_fd, supervisor))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)
         loop.close()
 
 
-async def _serve(app: Any, host: str, port: int, backlog: int, ready_fd: int) -> None:
+async def _serve(app: Any, host: str, port: int, backlog: int, ready_fd: int,
+                 supervisor: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     app._stop = asyncio.Event()
     await app.start(host, port, backlog=backlog, reuse_port=True)
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, app._stop.set)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)   # (see Supervisor._spawn)
+    watch = loop.create_task(_watch_supervisor(app, supervisor)) if supervisor else None
     if ready_fd >= 0:
         os.write(ready_fd, b"r")
         os.close(ready_fd)
     try:
         await app._stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)   # stopping already; the supervisor SIGKILLs
         await app.shutdown()
+
+
+async def _watch_supervisor(app: Any, supervisor: int) -> None:
+    """Stop this worker once its supervisor has gone (killed, say, by SIGKILL or the OOM
+    killer): else it would go on serving the port, beside a new deployment's workers, with
+    no one to stop it."""
+    while os.getppid() == supervisor:
+        await asyncio.sleep(WATCH_INTERVAL)
+    _log("catzilla: worker %d: the supervisor (pid %d) has gone; stopping"
+         % (os.getpid(), supervisor))
+    app._stop.set()
 
 
 def serve(app: Any, host: str, port: int, workers: int, *, backlog: int = 2048) -> None:

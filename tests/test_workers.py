@@ -43,6 +43,12 @@ APP = textwrap.dedent("""
                                    headers={"X-Worker": str(os.getpid())})
 
 
+    @app.post("/stop")
+    def stop(request):
+        app.stop()   # with workers: the whole service stops
+        return {"pid": os.getpid()}
+
+
     @app.post("/publish")
     def publish(request):
         hub.publish("w", request.text())
@@ -277,3 +283,53 @@ def test_two_workers_on_a_redis_hub(tmp_path, redis_url):  # noqa: F811
         sup.close()
     assert code == 0, sup.stderr()
     assert all(gone(pid) for pid in workers)
+
+
+def test_workers_stop_by_themselves_when_the_supervisor_is_killed(tmp_path):
+    # (else they go on serving the port, SO_REUSEPORT, beside a new deployment's workers)
+    sup = Supervised(tmp_path, 2)
+    try:
+        sup.wait_listening(2)
+        workers = sup.children()
+        assert len(workers) == 2 and pids_serving(sup.port, workers) == workers
+        sup.proc.kill()
+        sup.proc.wait(5)
+        assert wait_for(lambda: all(gone(pid) for pid in workers), timeout=10), sup.stderr()
+        assert "the supervisor (pid %d) has gone" % sup.proc.pid in sup.stderr()
+        with pytest.raises(OSError):
+            request(sup.port)
+    finally:
+        for pid in workers:
+            _kill(pid)
+        sup.close()
+
+
+def test_app_stop_in_a_worker_stops_the_whole_service(tmp_path):
+    sup = Supervised(tmp_path, 2)
+    try:
+        sup.wait_listening(2)
+        workers = sup.children()
+        request(sup.port, "POST", "/stop")
+        code = sup.proc.wait(15)
+    finally:
+        sup.close()
+    assert code == 0, sup.stderr()
+    assert all(gone(pid) for pid in workers)
+    assert "restarting" not in sup.stderr()
+
+
+@pytest.mark.parametrize("delay", [0.09, 0.095, 0.1, 0.105, 0.11])
+def test_a_stop_signal_while_a_worker_restarts_is_not_lost(tmp_path, delay):
+    # SIGTERM about when the supervisor forks the replacement of a killed worker (it waits
+    # 0.1 s first): the new worker must still stop gracefully, not be killed at the deadline
+    sup = Supervised(tmp_path, 1)
+    try:
+        sup.wait_listening(1)
+        (worker,) = sup.children()
+        _kill(worker)
+        time.sleep(delay)
+        code = sup.stop(signal.SIGTERM)
+    finally:
+        sup.close()
+    assert code == 0, sup.stderr()
+    assert "did not stop in time" not in sup.stderr()
