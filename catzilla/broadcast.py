@@ -842,7 +842,12 @@ class RedisBroadcast(Broadcast):
                                               first.decode() if first else None))
             if cursor is None:
                 cursor = b"0-0"
-            while True:
+            last = info.get("last-generated-id") if info is not None else None
+            if cursor != b"0-0" and (last is None or _id_key(cursor) > _id_key(last)):
+                # an id the stream has not reached (another Redis, a clock set back, a bad
+                # header): there is nothing to replay, and no reader will ever reach it
+                cursor = None
+            while cursor is not None:
                 if _id_key(cursor) > _id_key(group.position):
                     # it saw events this loop's reader has not read yet: wait for the reader
                     waiter = st.loop.create_future()

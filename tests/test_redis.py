@@ -185,6 +185,25 @@ def test_resume_from_the_stream_and_lost_when_trimmed(redis_url, r, channel):  #
     hub.close()
 
 
+def test_an_id_the_stream_has_not_reached_replays_nothing_and_goes_live(
+        redis_url, r, channel):  # noqa: F811
+    # (an id from another Redis, a clock set back, a bad header): no reader ever reaches it
+    hub = Broadcast(redis_url)
+    hub.publish(channel, "old")
+    ahead = "%d-0" % ((time.time() + 3600) * 1000)
+    app = redis_app(hub)
+    with TestClient(app) as client:
+        async def main():
+            s = await connect(client, "/sub/" + channel, {"Last-Event-ID": ahead})
+            client.call_in_server(hub.publish, channel, "live")
+            e = await s.event()
+            assert e["data"] == "live" and e["id"] == stream_ids(r, hub, channel)[-1]
+            s.resp.close()
+
+        client.run(main())
+    hub.close()
+
+
 def test_subscribers_joining_while_another_thread_publishes(redis_url, channel):  # noqa: F811
     """Resume (replay from the stream, then live from the loop's reader) must give each id
     exactly once, in order, also when events keep arriving during the replay."""
