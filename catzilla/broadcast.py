@@ -451,6 +451,10 @@ _ID = re.compile(r"^(\d+)(?:-(\d+))?$")
 _XADD_ID = re.compile(r"^\d+(?:-(?:\d+|\*))?$")
 
 
+WAKE_KEY_TTL = 86400    # seconds a reader's wake key outlives its last wake-up
+CLOSE_TIMEOUT = 1.0     # seconds closing a loop's state waits for Redis to delete that key
+
+
 def _id_key(stream_id: bytes | str) -> tuple[int, int]:
     """(ms, seq) of a Redis stream id, for comparing ids."""
     if isinstance(stream_id, bytes):
@@ -798,7 +802,11 @@ class RedisBroadcast(Broadcast):
     async def _wake(self, st: _LoopState) -> None:
         """Make the reader's XREAD return so that it reads the new channel set too."""
         try:
-            await st.client.xadd(st.ctl_key, {b"w": b"1"}, maxlen=1, approximate=False)
+            # (with an expiry: a process that dies without closing must not leave it for good)
+            async with st.client.pipeline(transaction=False) as pipe:
+                pipe.xadd(st.ctl_key, {b"w": b"1"}, maxlen=1, approximate=False)
+                pipe.expire(st.ctl_key, WAKE_KEY_TTL)
+                await pipe.execute()
         except Exception as exc:
             logger.warning("catzilla: could not wake the Redis reader: %s", exc)
 
@@ -985,9 +993,10 @@ class RedisBroadcast(Broadcast):
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await st.client.delete(st.ctl_key)
+            # bounded: a Redis that hangs must not hold a stop for the client's socket timeout
+            await asyncio.wait_for(st.client.delete(st.ctl_key), CLOSE_TIMEOUT)
         except Exception:
-            pass
+            pass                                # (it expires by itself: WAKE_KEY_TTL)
         await st.client.aclose()
 
     def close(self) -> None:
