@@ -163,6 +163,9 @@ cdef enum:
     # raw bytes a head in several reads may have beyond max_header_size: its request line's
     # method and version, line ends and whitespace, which the fields' count does not hold
     HEAD_RAW_SLACK = 1024
+    # bytes an unfinished request line may have beyond max_url_size while it is kept to judge
+    # its method (400 or 501): the method and the version
+    LINE_SLACK = 64
 
 # Methods llhttp knows but HTTP servers rarely implement; answered with 501 unless routed.
 cdef frozenset _STANDARD_METHODS = frozenset(_METHODS.values())
@@ -296,7 +299,7 @@ cdef class Connection:
         cdef bytes probe = self.method_probe + PyBytes_FromStringAndSize(data, n)
         cdef int status = _invalid_method_status(PyBytes_AS_STRING(probe),
                                                  PyBytes_GET_SIZE(probe))
-        if status == 0 and PyBytes_GET_SIZE(probe) <= self.server.max_url_size + 64:
+        if status == 0 and PyBytes_GET_SIZE(probe) <= self.server.max_url_size + LINE_SLACK:
             self.method_probe = probe
             return
         self.method_probe = None
@@ -512,7 +515,7 @@ cdef class Connection:
                     self.head_eol = eol
                 if self.line_start is not None:
                     if memchr(data, 10, n) == NULL and PyBytes_GET_SIZE(
-                            self.line_start) + n <= self.server.max_url_size + 64:
+                            self.line_start) + n <= self.server.max_url_size + LINE_SLACK:
                         self.line_start += PyBytes_FromStringAndSize(data, n)
                     else:
                         self.line_start = None
@@ -1467,7 +1470,6 @@ cdef Py_ssize_t _first_message_end(Connection conn, const char* data, Py_ssize_t
     """Where in data the request a read began within ends (0 for a read that began between
     requests), or -1 when that is not known (a chunked body; a head whose reads were not
     scanned)."""
-    cdef int eol
     cdef Py_ssize_t end
     if not was_in_headers and not was_in_body:
         return 0
@@ -1475,11 +1477,17 @@ cdef Py_ssize_t _first_message_end(Connection conn, const char* data, Py_ssize_t
         return -1
     if was_in_body:
         return conn.feed_first_body - body_before
-    if conn.feed_eol < 0:
-        return -1
-    eol = conn.feed_eol
-    end = _blank_line_end(data, n, &eol)
+    end = _continued_head_end(conn, data, n)
     return end + conn.feed_first_body if end >= 0 else -1
+
+
+cdef Py_ssize_t _continued_head_end(Connection conn, const char* data, Py_ssize_t n):
+    """Where in the read being fed (data) the head that began in earlier reads ends, just past
+    its empty line, or -1 (it does not end there, or its reads were not scanned)."""
+    cdef int eol = conn.feed_eol
+    if eol < 0:
+        return -1
+    return _blank_line_end(data, n, &eol)
 
 
 cdef Py_ssize_t _head_size(Connection conn):
@@ -1494,9 +1502,8 @@ cdef Py_ssize_t _head_size(Connection conn):
         skip = _skip_empty_lines(conn.feed_ptr, conn.feed_n)
         end = _blank_line_end(conn.feed_ptr + skip, conn.feed_n - skip, &eol)
         return end
-    if conn.feed_cur is not None and conn.feed_cur is conn.cur and conn.head_eol >= 0:
-        eol = conn.feed_eol
-        end = _blank_line_end(conn.feed_ptr, conn.feed_n, &eol)
+    if conn.feed_cur is not None and conn.feed_cur is conn.cur:
+        end = _continued_head_end(conn, conn.feed_ptr, conn.feed_n)
         return conn.head_raw + end if end >= 0 else -1
     return -1
 
@@ -1550,10 +1557,8 @@ cdef bint _has_line_end(const char* data, Py_ssize_t n):
 cdef int _invalid_method_status(const char* data, Py_ssize_t n):
     """501 for a well-formed request line (token SP target SP HTTP/x.y) whose method we do
     not implement, 400 for anything else, 0 while the n bytes so far could begin either."""
-    cdef Py_ssize_t i = 0, t, k
+    cdef Py_ssize_t i = _skip_empty_lines(data, n), t, k
     cdef const char* version = "HTTP/0.0"
-    while i < n and (data[i] == 13 or data[i] == 10):
-        i += 1   # the empty lines llhttp skips before a request
     t = i
     while i < n and catzilla_is_tchar(<unsigned char>data[i]):
         i += 1

@@ -339,7 +339,7 @@ async def _serve(app: Any, host: str, port: int, backlog: int, ready_fd: int,
     finally:
         if watch is not None:
             watch.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)   # stopping already; the supervisor SIGKILLs
         await app.shutdown()
