@@ -42,6 +42,7 @@ cdef class _Stream:
     cdef object drained
     cdef object task
     cdef bint sse
+    cdef bint stop_on_shutdown   # a graceful stop ends it at once (SSE, hub, or asked)
     cdef object encoder          # str chunks' incremental encoder when not UTF-8 (else None)
     cdef bint zero_copy
     cdef uv.uv_timer_t* ping_timer
@@ -68,7 +69,7 @@ cdef class _Stream:
     cdef void _start_ping(self)
     cdef void _stop_ping(self)
     cdef void _retire(self)
-    cdef bint _ends_by_itself(self)
+    cdef bint _runs_through_shutdown(self)
 
 
 cdef class Server:
@@ -119,6 +120,7 @@ cdef class Server:
     cdef bint wakeup_close_pending
     cdef public object app_methods
     cdef object idle_waiter
+    cdef Py_ssize_t fins_pending   # graceful closes whose queued bytes and FIN are not out yet
     cdef set producer_tasks      # async producers' tasks (and aclose()s) shutdown waits for
 
     cdef void _accept(self, int status)
@@ -126,6 +128,7 @@ cdef class Server:
     cdef void _handle_closed(self)
     cdef void _update_date(self)
     cdef void _conn_left(self, Connection conn)
+    cdef void _check_idle(self)
     cdef void _drain_ready(self)
     cdef void _close_wakeup(self)
     cdef void _fd_released(self)
@@ -231,6 +234,7 @@ cdef class Connection:
     cdef void _close(self)
     cdef void _after_close(self)
     cdef bint _idle(self)
+    cdef bint _in_flight(self)
     cdef void _close_handle(self)
     cdef int _start_stream(self, Request req, object response, str kind) except -1
 

@@ -202,10 +202,11 @@ class Catzilla:
         return server
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Stop accepting; let in-flight responses finish within ``timeout`` seconds, file and
-        Content-Length responses included; close other streams at once (hub, SSE, chunked:
-        their producers' ``finally:`` runs); then close every connection, and wait (within
-        the same deadline) for stream producers to finish their clean-up."""
+        """Stop accepting; let in-flight responses finish within ``timeout`` seconds, every
+        download included (file, Content-Length, chunked), queued bytes and all; close hub,
+        SSE and ``stop_on_shutdown`` streams at once (their producers' ``finally:`` runs);
+        then close every connection (one whose response is unfinished with a reset), and wait
+        (within the same deadline) for stream producers to finish their clean-up."""
         timeout = self.shutdown_timeout if timeout is None else timeout
         servers, self._servers = self._servers, []
         loop = asyncio.get_running_loop()
@@ -248,9 +249,9 @@ class Catzilla:
 
     def stop(self) -> None:
         """Ask a running ``listen()`` to shut down gracefully (thread-safe): it stops
-        accepting, lets responses in flight finish within ``shutdown_timeout`` (file and
-        Content-Length responses included), closes other streams at once (hub, SSE, chunked:
-        their producers' ``finally:`` runs), then closes every connection."""
+        accepting, lets responses in flight finish within ``shutdown_timeout`` (downloads
+        included), closes hub, SSE and ``stop_on_shutdown`` streams at once (their producers'
+        ``finally:`` runs), then closes every connection."""
         if self._supervisor_pid is not None and self._supervisor_pid in (os.getpid(),
                                                                            os.getppid()):
             # with workers=N, the supervisor (this process or a worker's parent) stops them all

@@ -196,17 +196,22 @@ cdef void _on_read_cb(uv.uv_stream_t* stream, ssize_t nread,
 
 
 cdef void _on_shutdown_cb(uv.uv_shutdown_t* req, int status) noexcept with gil:
+    # (called for every uv_shutdown, with UV_ECANCELED when the handle closes first)
     cdef Connection conn = <Connection>uv.catzilla_req_get_data(<uv.uv_req_t*>req)
+    cdef Server srv = conn.server
     free(req)
     try:
         if status < 0 or conn.eof:
             conn._close()
         elif not conn.closed:
             # the response and our FIN are out: the linger timer starts now
-            conn.linger_since = uv.uv_now(conn.server.uvloop)
+            conn.linger_since = uv.uv_now(srv.uvloop)
             conn.last_activity = conn.linger_since
     except BaseException as exc:
         _report_error(exc)
+    finally:
+        srv.fins_pending -= 1
+        srv._check_idle()
 
 
 cdef void _on_conn_close_cb(uv.uv_handle_t* handle) noexcept with gil:
@@ -951,6 +956,8 @@ cdef class Connection:
             # the charset the Content-Type names (a codec name, responses._codec_of); one
             # encoder for the whole body: a UTF-16 BOM once, not before every chunk
             stream.encoder = _codecs.getincrementalencoder(response.charset)()
+        if kind != "file":
+            stream.stop_on_shutdown = response.stop_on_shutdown
         if isinstance(response, _EventSourceResponse):
             stream.sse = True
             if response.ping:
@@ -1293,7 +1300,6 @@ cdef class Connection:
         self.lingering = True
         self.pending.clear()
         self.last_activity = uv.uv_now(self.server.uvloop)
-        self.server._conn_left(self)
         if self.eof and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0:
             self._close()
             return
@@ -1307,6 +1313,9 @@ cdef class Connection:
             free(req)
             self._close()
             return
+        # a graceful stop waits for what libuv still queues for it (close_all would drop it)
+        self.server.fins_pending += 1
+        self.server._conn_left(self)
         if self.read_paused and not self.eof:
             self._resume_reading()
 
@@ -1344,6 +1353,13 @@ cdef class Connection:
     cdef bint _idle(self):
         return (not self.busy and not self.in_message and not self.pending and not self.lingering
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0)
+
+    cdef bint _in_flight(self):
+        """Whether a response is unfinished: a handler or stream still runs, or bytes wait in
+        libuv's queue (closing now would drop them: the client must see a reset then, not a
+        FIN that makes a short body look whole)."""
+        return (self.busy or self.stream is not None
+                or uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > 0)
 
     # -- Python-visible -------------------------------------------------------------------
 

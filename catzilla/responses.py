@@ -258,6 +258,11 @@ class StreamingResponse(Response):
     ``content_type`` names, UTF-8 by default) or bytes-like. The body is sent with chunked
     transfer-encoding unless a ``Content-Length`` header is given.
 
+    At a graceful stop the stream runs on until it ends or the app's ``shutdown_timeout``
+    passes (then the client sees a reset). An endless stream would hold the stop for the
+    whole deadline: ``stop_on_shutdown=True`` ends it at once instead (its producer's
+    ``finally:`` runs, and the body ends without its terminating chunk).
+
     >>> def ticks():
     ...     for i in range(3):
     ...         yield f"data: {i}\\n\\n"
@@ -273,11 +278,13 @@ class StreamingResponse(Response):
         content_type: str | None = None,
         *,
         media_type: str | None = None,
+        stop_on_shutdown: bool = False,
     ) -> None:
         if content is None:
             raise TypeError("StreamingResponse needs content: a generator, iterator or iterable")
         super().__init__(None, status_code, headers, content_type, media_type=media_type)
         self.content = content
+        self.stop_on_shutdown = bool(stop_on_shutdown)
 
 
 class EventSourceResponse(StreamingResponse):
@@ -288,7 +295,8 @@ class EventSourceResponse(StreamingResponse):
     hand-formatted ``"data: ...\\n\\n"`` strings work). After ``ping`` seconds without a write
     a ``: ping`` comment keeps proxies from closing the stream (a libuv timer per stream, reset
     by every write). A client whose socket has not drained for ``send_timeout`` seconds is
-    disconnected. ``retry`` (ms) is sent first.
+    disconnected. ``retry`` (ms) is sent first. A graceful stop ends the stream at once (its
+    client resumes by ``Last-Event-ID``) unless ``stop_on_shutdown=False``.
 
     >>> EventSourceResponse(app.broadcast.subscribe("news", request.last_event_id))
     """
@@ -303,11 +311,13 @@ class EventSourceResponse(StreamingResponse):
         status_code: int = 200,
         send_timeout: float | None = None,
         retry: int | None = None,
+        *,
+        stop_on_shutdown: bool = True,
     ) -> None:
         merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         if headers:
             merged.update(headers)
-        super().__init__(content, status_code, merged)
+        super().__init__(content, status_code, merged, stop_on_shutdown=stop_on_shutdown)
         if ping is not None:
             _checks.seconds("ping", ping, zero="no pings")
         if send_timeout is not None:

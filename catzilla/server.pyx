@@ -202,9 +202,14 @@ cdef class Server:
 
     cdef void _conn_left(self, Connection conn):
         if self.connections.pop(conn.id, None) is not None:
-            if not self.connections and self.idle_waiter is not None:
-                if not self.idle_waiter.done():
-                    self.idle_waiter.set_result(None)
+            self._check_idle()
+
+    cdef void _check_idle(self):
+        """A graceful stop's wait ends once no response is in flight: every connection has
+        finished its response, and what libuv queued for the lingering ones has gone out."""
+        if (self.idle_waiter is not None and not self.connections and self.fins_pending == 0
+                and not self.idle_waiter.done()):
+            self.idle_waiter.set_result(None)
 
     cdef void _drain_ready(self):
         cdef _Stream stream
@@ -221,13 +226,13 @@ cdef class Server:
 
     cdef void _stop_for_shutdown(self, Connection conn):
         """Shutdown's policy for the stream on conn, whether it ran when the shutdown began or
-        started during it. A stream that ends by itself once complete (a file, a body of a
-        known length) may finish within the deadline (close_all() bounds it), then the
-        connection closes. Any other (a hub subscription, SSE, a chunked or close-delimited
-        body: possibly endless) is stopped now (its producer's finally: runs): what was
-        already written still goes out, then our FIN, without a terminating chunk."""
+        started during it. A download (a file, a Content-Length or chunked body) may finish
+        within the deadline (close_all() cuts it there, with a reset), then the connection
+        closes. A hub subscription, an SSE stream or any stream whose response asked for it
+        (stop_on_shutdown) is stopped now (its producer's finally: runs): what was already
+        written still goes out, then our FIN, without a terminating chunk."""
         cdef _Stream stream = conn.stream
-        if stream._ends_by_itself():
+        if stream._runs_through_shutdown():
             conn.close_after_response = True
         else:
             stream._cancel()
@@ -334,20 +339,25 @@ cdef class Server:
                 conn._close()
             elif conn.stream is not None:
                 self._stop_for_shutdown(conn)
+            elif not conn.busy and not conn.in_message:
+                conn._graceful_close()   # its last response is still going out
             else:
                 conn.close_after_response = True
         self.idle_waiter = self.loop.create_future()
-        if not self.connections:
-            self.idle_waiter.set_result(None)
+        self._check_idle()
         return self.idle_waiter
 
     def close_all(self):
-        """Close every connection and handle now; returns a future done when all are closed."""
+        """Close every connection and handle now; returns a future done when all are closed.
+        A connection whose response is unfinished (see Connection._in_flight) is reset."""
         cdef Connection conn
         self.closing = True
         self.stop_listening()
         for conn in list(self.open_conns.values()):
-            conn._close()
+            if conn._in_flight():
+                _reset_connection(conn)   # a response cut short must not look whole
+            else:
+                conn._close()
         if self.ticker != NULL:
             uv.uv_timer_stop(self.ticker)
             uv.uv_close(<uv.uv_handle_t*>self.ticker, _on_server_handle_close_cb)
@@ -394,6 +404,9 @@ cdef class Server:
         for c in list(self.open_conns.values()):   # (also called from other threads)
             rows.append(dict(
                 id=c.id, closed=c.closed, lingering=c.lingering, busy=c.busy, eof=c.eof,
+                fin_sent=c.linger_since != 0,
+                queued=0 if c.closed or c.handle == NULL else
+                uv.catzilla_write_queue_size(<uv.uv_stream_t*>c.handle),
                 pending=len(c.pending), close_deferred=c.close_deferred,
                 stream=None if c.stream is None else dict(
                     kind=c.stream.kind, cancelled=c.stream.cancelled,
@@ -403,7 +416,8 @@ cdef class Server:
                     direct_writes=self.direct_writes, direct_partial=self.direct_partial,
                     direct_refused=self.direct_refused,
                     wakeup=self.wakeup != NULL, ticker=self.ticker != NULL,
-                    listener=self.listener != NULL, ready=len(self.ready), conns=rows)
+                    listener=self.listener != NULL, ready=len(self.ready),
+                    fins_pending=self.fins_pending, conns=rows)
 
     @property
     def open_handle_count(self):

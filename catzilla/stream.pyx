@@ -616,12 +616,12 @@ cdef class _Stream:
             return
         conn._graceful_close()   # what was sent stays sent; no terminating chunk follows
 
-    cdef bint _ends_by_itself(self):
-        """Whether the stream ends by itself once complete: a file, or a body of a known
-        length (Content-Length). A hub subscription, an SSE stream, a chunked or a
-        close-delimited body may be endless."""
-        return self.kind == "file" or (self.mode == MODE_LENGTH and not self.sse
-                                       and self.kind != "hub")
+    cdef bint _runs_through_shutdown(self):
+        """Whether a graceful stop lets the stream run to its end (within the deadline): any
+        download (a file, a Content-Length or a chunked body) unless its response asked to
+        be stopped (``stop_on_shutdown``: SSE by default). A hub subscription never ends by
+        itself, and its client resumes by Last-Event-ID: it is stopped at once."""
+        return self.kind == "file" or not (self.stop_on_shutdown or self.kind == "hub")
 
     cdef void _cancel(self):
         """The client left (or the server is stopping): stop the producer."""

@@ -309,7 +309,7 @@ STREAM_SCRIPT = textwrap.dedent("""
             while True:
                 yield "tick\\n"
                 time.sleep(3)
-        return StreamingResponse(gen())
+        return StreamingResponse(gen(), stop_on_shutdown=True)
 
     app.listen(port=0, host="127.0.0.1")
     print("exited cleanly", flush=True)

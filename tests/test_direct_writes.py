@@ -205,7 +205,8 @@ def test_graceful_stop_while_threads_write():
     app = Catzilla(shutdown_timeout=3)
     finished = []
     block = b"g" * (192 * 1024)
-    app.add_route("/s", lambda r: StreamingResponse(_endless(block, finished)))
+    app.add_route("/s", lambda r: StreamingResponse(_endless(block, finished),
+                                                    stop_on_shutdown=True))
     client = TestClient(app).__enter__()
     socks, readers, ended = [], [], []
     try:

@@ -79,6 +79,36 @@ def read_to_eof(s: socket.socket, data: bytes = b"", timeout: float = 10.0) -> b
         data += chunk
 
 
+def read_to_close(s: socket.socket, data: bytes = b"", timeout: float = 10.0
+                  ) -> tuple[bytes, bool]:
+    """Everything until the server closes, and whether it closed with a reset (not a FIN)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            raise AssertionError("the connection was not closed within %.1f s" % timeout) from None
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, False
+        data += chunk
+
+
+def read_response(s: socket.socket) -> bytes:
+    """The body of one Content-Length response on a keep-alive connection."""
+    data = read_until(s, b"\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = s.recv(65536)
+        assert chunk, "the connection closed inside a response"
+        body += chunk
+    assert len(body) == length
+    return body
+
+
 def split_response(raw: bytes) -> tuple[bytes, bytes]:
     head, sep, body = raw.partition(b"\r\n\r\n")
     assert sep, raw[:300]
@@ -526,6 +556,14 @@ MIXED = """
                 print("gen finally", flush=True)
         return StreamingResponse(blocks(), headers={"Content-Length": str(SIZE)})
 
+    @app.get("/cgen")
+    def cgen(request):
+        block = b"c" * 65536
+        def blocks():
+            for _ in range(SIZE // 65536):
+                yield block
+        return StreamingResponse(blocks())       # chunked: a finite download all the same
+
     @app.get("/agen")
     def agen(request):
         block = b"a" * 65536
@@ -555,7 +593,7 @@ MIXED = """
                     time.sleep(0.05)
             finally:
                 print("chunked finally", flush=True)
-        return StreamingResponse(lines())
+        return StreamingResponse(lines(), stop_on_shutdown=True)
 
     @app.get("/hub")
     def hub(request):
@@ -601,7 +639,8 @@ def test_shutdown_lets_finite_downloads_finish_and_closes_endless_streams_at_onc
     endless: dict[str, socket.socket] = {}
     try:
         with served(MIXED, str(path), str(SIZE)) as server:
-            downloads.update((p, SlowReader(server.port, p)) for p in ("/file", "/gen", "/agen"))
+            downloads.update((p, SlowReader(server.port, p))
+                             for p in ("/file", "/gen", "/cgen", "/agen"))
             for reader in downloads.values():
                 reader.start()
             endless.update((p, request(server.port, p)) for p in ("/sse", "/chunked", "/hub"))
@@ -631,14 +670,85 @@ def test_shutdown_lets_finite_downloads_finish_and_closes_endless_streams_at_onc
         assert reader.error is None, (p, reader.error)
         assert at_signal[p] < SIZE // 2, (p, at_signal[p])  # it was in flight at SIGTERM
         head, body = split_response(reader.data)
-        assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: %d" % SIZE in head, head
+        if p == "/cgen":
+            assert b"Transfer-Encoding: chunked" in head, head
+            body, complete = dechunk(body)
+            assert complete, (p, len(body))           # its terminating chunk came too
+        else:
+            assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: %d" % SIZE in head
         assert len(body) == SIZE, (p, len(body))
-        expected = {"/file": payload, "/gen": b"g" * SIZE, "/agen": b"a" * SIZE}[p]
+        expected = {"/file": payload, "/gen": b"g" * SIZE, "/cgen": b"c" * SIZE,
+                    "/agen": b"a" * SIZE}[p]
         assert hashlib.sha256(body).digest() == hashlib.sha256(expected).digest(), p
     assert "sse finally" in out and "chunked finally" in out and "gen finally" in out
     assert "exited cleanly" in out
     assert_clean_exit(err)
     assert elapsed < 9.0          # done when the downloads were, well before the deadline
+
+
+QUEUED = """
+    import json, sys
+    from catzilla import Catzilla, Response, StreamingResponse
+    SIZE = int(sys.argv[1])
+    app = Catzilla(shutdown_timeout=10.0, write_high_water=SIZE)   # produced without a wait
+
+    @app.get("/download/{framing}")
+    def download(request):
+        def blocks():
+            try:
+                for _ in range(SIZE // 4096):
+                    yield b"q" * 4096      # small chunks: the loop writes them, through libuv
+            finally:
+                print("produced", flush=True)
+        if request.path_params["framing"] == "length":
+            return StreamingResponse(blocks(), headers={"Content-Length": str(SIZE)})
+        return StreamingResponse(blocks())
+
+    @app.get("/state")
+    def state(request):
+        return Response(json.dumps(request.app.servers[0].debug_state()["conns"]))
+
+    app.listen(port=0, host="127.0.0.1")
+    print("exited cleanly", flush=True)
+"""
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+@pytest.mark.parametrize("connection", ["close", "keep-alive"])
+def test_a_graceful_stop_sends_what_libuv_still_queues_for_a_finished_stream(framing,
+                                                                              connection):
+    # The stream is over (its producer is done; with Connection: close, the connection is in
+    # its graceful close) but part of the body waits in libuv's write queue, behind a client
+    # that reads nothing for now: the stop must let it out, not close the handle (uv_close
+    # drops the queue: a clean FIN after a short body), and must not wait for the keep-alive
+    # timeout either. Deterministic: the client starts reading once the shutdown has begun.
+    size = 4 << 20      # more than the kernel takes for a client that does not read
+    with served(QUEUED, str(size)) as server, contextlib.closing(
+            request(server.port, "/download/" + framing, rcvbuf=4096,
+                    headers=b"Connection: %s\r\n" % connection.encode())) as s:
+        server.wait_line("produced")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as probe:
+            def queued() -> list[dict]:
+                probe.sendall(b"GET /state HTTP/1.1\r\nHost: x\r\n\r\n")
+                return [c for c in json.loads(read_response(probe))
+                        if not c["busy"] and c["stream"] is None]   # (the probe's is busy)
+            assert wait_for(lambda: queued()), "the download's response never ended"
+            rows = queued()
+        assert len(rows) == 1 and rows[0]["queued"] > 0 and not rows[0]["fin_sent"], rows
+        assert rows[0]["lingering"] == (connection == "close")
+        t0 = server.signal(signal.SIGTERM)
+        raw, reset = read_to_close(s, timeout=10)
+        out, err = server.finish()
+        elapsed = time.monotonic() - t0
+    head, body = split_response(raw)
+    assert not reset
+    if framing == "chunked":
+        body, complete = dechunk(body)
+        assert complete
+    assert body == b"q" * size, len(body)
+    assert elapsed < 4.0    # once the client had read it: not the 5 s keep-alive timeout
+    assert "exited cleanly" in out
+    assert_clean_exit(err)
 
 
 SLOW_LENGTH = """
@@ -654,22 +764,36 @@ SLOW_LENGTH = """
                 time.sleep(0.05)               # 5 s in all: longer than the deadline
         return StreamingResponse(blocks(), headers={"Content-Length": str(100 * 1024)})
 
+    @app.get("/endless")
+    def endless(request):
+        def blocks():
+            while True:
+                yield b"x" * 1024
+                time.sleep(0.05)
+        return StreamingResponse(blocks())    # chunked, and not stop_on_shutdown
+
     app.listen(port=0, host="127.0.0.1")
     print("exited cleanly", flush=True)
 """
 
 
-def test_the_deadline_bounds_a_content_length_stream():
-    with served(SLOW_LENGTH) as server, contextlib.closing(request(server.port, "/slow")) as s:
+@pytest.mark.parametrize("path", ["/slow", "/endless"])
+def test_the_deadline_cuts_a_download_with_a_reset(path):
+    with served(SLOW_LENGTH) as server, contextlib.closing(request(server.port, path)) as s:
         raw = read_until(s, b"x" * 1024)
         t0 = server.signal(signal.SIGTERM)
-        raw = read_to_eof(s, raw, timeout=10)
+        raw, reset = read_to_close(s, raw, timeout=10)
         cut_after = time.monotonic() - t0
         out, err = server.finish()
         elapsed = time.monotonic() - t0
     head, body = split_response(raw)
-    assert b"Content-Length: 102400" in head
-    assert 1024 < len(body) < 100 * 1024                  # it ran on, then it was cut off
+    if path == "/slow":
+        assert b"Content-Length: 102400" in head
+        assert 1024 < len(body) < 100 * 1024              # it ran on, then it was cut off
+    else:
+        assert b"Transfer-Encoding: chunked" in head
+        assert len(body) > 2 * 1024                       # it ran on after the signal
+    assert reset          # not a FIN, after which a short body could pass for a whole one
     assert 0.8 <= cut_after < 2.5 and elapsed < 3.0
     assert "exited cleanly" in out
     assert_clean_exit(err)
@@ -699,7 +823,13 @@ LATE = """
                 while True:
                     yield "tick\\n"
                     time.sleep(0.05)
-            return StreamingResponse(lines())
+            return StreamingResponse(lines(), stop_on_shutdown=True)
+        if kind == "export":                        # a finite chunked download
+            def rows():
+                for i in range(16):
+                    yield b"E" * (SIZE // 16)
+                    time.sleep(0.05)
+            return StreamingResponse(rows())
         def blocks():
             try:
                 for _ in range(16):
@@ -715,7 +845,7 @@ LATE = """
 
 
 def test_a_stream_that_starts_while_the_server_drains_gets_the_same_policy():
-    kinds = ("sse", "hub", "chunked", "length")
+    kinds = ("sse", "hub", "chunked", "length", "export")
     socks: dict[str, socket.socket] = {}
     try:
         with served(LATE) as server:
@@ -732,6 +862,7 @@ def test_a_stream_that_starts_while_the_server_drains_gets_the_same_policy():
                 assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in head, head
                 assert dechunk(body)[1] is False               # cut off: no terminating chunk
             got["length"] = read_to_eof(socks["length"], timeout=8)
+            got["export"] = read_to_eof(socks["export"], timeout=8)
             out, err = server.finish()
             elapsed = time.monotonic() - t0
     finally:
@@ -739,6 +870,9 @@ def test_a_stream_that_starts_while_the_server_drains_gets_the_same_policy():
             s.close()
     head, body = split_response(got["length"])
     assert head.startswith(b"HTTP/1.1 200 ") and body == b"L" * (1 << 20)
+    head, body = split_response(got["export"])
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Transfer-Encoding: chunked" in head
+    assert dechunk(body) == (b"E" * (1 << 20), True)
     assert b"retry: 500" in got["sse"] and b"retry: 500" in got["hub"]
     assert "length finally" in out and "exited cleanly" in out
     assert_clean_exit(err)

@@ -592,8 +592,8 @@ def test_graceful_stop_closes_producers_and_connections():
         finally:
             finalized.release()
 
-    app.add_route("/s", lambda r: StreamingResponse(gen()))
-    app.add_route("/a", lambda r: StreamingResponse(agen()))
+    app.add_route("/s", lambda r: StreamingResponse(gen(), stop_on_shutdown=True))
+    app.add_route("/a", lambda r: StreamingResponse(agen(), stop_on_shutdown=True))
 
     client = TestClient(app).__enter__()
     try:
