@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(330)   # pip prepares the sdist's metadata: slow on a loaded machine
 def test_libuv_declarations_match_pinned_headers():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "vendor" / "libuv" / "check_decls.py")],
