@@ -15,7 +15,7 @@ import uvloop
 
 from catzilla import _checks, _core
 from catzilla._router import Router
-from catzilla.broadcast import Broadcast
+from catzilla.hub import Broadcast
 from catzilla.exceptions import HTTPException
 from catzilla.responses import JSONResponse, PlainTextResponse, Response
 

@@ -25,7 +25,7 @@ from libc.stdlib cimport malloc, free
 from catzilla import datastructures as _ds
 from catzilla.exceptions import HTTPException as _HTTPException
 from catzilla.files import FileResponse as _FileResponse
-from catzilla.broadcast import Subscription as _Subscription
+from catzilla.hub import Subscription as _Subscription
 from catzilla.responses import (
     EventSourceResponse as _EventSourceResponse,
     JSONResponse as _JSONResponse,

@@ -14,7 +14,7 @@ import pytest
 from conftest import wait_for
 
 from catzilla import Broadcast, Catzilla, EventSourceResponse, JSONResponse
-from catzilla.broadcast import RedisBroadcast
+from catzilla.hub import RedisBroadcast
 from catzilla.testing import TestClient
 
 

@@ -20,7 +20,7 @@ from _redis import redis_server, redis_url  # noqa: F401  (fixtures)
 from test_broadcast import connect, until, wait_for
 
 from catzilla import Broadcast, Catzilla, EventSourceResponse
-from catzilla.broadcast import RedisBroadcast
+from catzilla.hub import RedisBroadcast
 from catzilla.testing import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
