@@ -4,10 +4,10 @@ from catzilla import _uvlink  # noqa: F401  (must run before catzilla._core is i
 from catzilla._core import Request
 from catzilla._sse import ServerSentEvent, format_sse
 from catzilla.app import Catzilla
-from catzilla.hub import Broadcast
 from catzilla.datastructures import Address, Headers, QueryParams
 from catzilla.exceptions import HTTPException
 from catzilla.files import FileResponse, UnsafePathError, content_disposition, safe_join
+from catzilla.hub import Broadcast
 from catzilla.responses import (
     EventSourceResponse,
     HTMLResponse,

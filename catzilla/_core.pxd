@@ -16,7 +16,7 @@ cdef class _Buf:
 
 cdef class _WriteReq:
     cdef uv.uv_write_t* req
-    cdef Connection conn
+    cdef Transport conn
     cdef object keep
 
 
@@ -136,16 +136,56 @@ cdef class Server:
     cdef void _stop_for_shutdown(self, Connection conn)
 
 
-cdef class Connection:
+cdef class Transport:
+    """transport.pyx: the libuv TCP handle, its reads, writes and closing; no HTTP."""
     cdef Server server
     cdef uv.uv_tcp_t* handle
-    cdef object parser
     cdef readonly uint64_t id
     cdef readonly double connected_at
     cdef readonly uint64_t bytes_sent
-    cdef readonly uint64_t requests
     cdef readonly bint closed
     cdef object peer
+    cdef bint read_paused
+    cdef bint lingering
+    cdef bint eof
+    cdef bint close_deferred
+    cdef bint writing            # the loop is in _flush or _write: no producer thread writes
+    cdef uint64_t last_activity     # the last read
+    cdef uint64_t idle_since        # accept, or the last write libuv completed
+    cdef uint64_t linger_since      # our FIN went out (0: not yet)
+    cdef uint64_t write_progress    # libuv's write queue last took a write or started
+    cdef size_t seen_queue          # its size at the last check of the send timeout
+
+    cdef int _start(self) except -1
+    # the protocol's hooks
+    cdef void _data_received(self, const char* data, Py_ssize_t n)
+    cdef void _eof_received(self)
+    cdef void _write_queued(self)
+    cdef void _write_done(self)
+    cdef void _closing(self)
+    cdef bint _connection_lost(self)
+    cdef void _released(self)
+    # the transport's own
+    cdef void _on_read(self, Py_ssize_t nread, const char* data)
+    cdef void _pause_reading(self)
+    cdef void _resume_reading(self)
+    cdef size_t _write_queue_size(self)
+    cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1
+    cdef void _on_write_done(self, int status)
+    cdef bint _hung_up(self)
+    cdef size_t _unsent(self)
+    cdef bint _send_stalled(self, uint64_t now, uint64_t limit)
+    cdef void _graceful_close(self)
+    cdef void _reset(self)
+    cdef void _close(self)
+    cdef void _close_handle(self)
+    cdef void _after_close(self)
+
+
+cdef class Connection(Transport):
+    """http1.pyx: the HTTP/1.1 protocol on its transport."""
+    cdef object parser
+    cdef readonly uint64_t requests
     # the request being parsed
     cdef Request cur
     cdef list cur_headers
@@ -180,9 +220,6 @@ cdef class Connection:
     cdef object task
     cdef Request busy_request
     cdef bint busy
-    cdef bint read_paused
-    cdef bint lingering
-    cdef bint eof
     cdef bint close_after_response
     cdef bint input_done         # a request asked to close: nothing after it is read
     cdef bint continue_owed      # a 100 Continue waits for the responses queued before it
@@ -191,52 +228,37 @@ cdef class Connection:
     cdef bytes method_probe      # a request line llhttp refused, while the rest of it comes
     cdef bytes line_start        # the reads of an unfinished request line (for 400 or 501)
     cdef list upgrade_body
-    cdef bint close_deferred
-    cdef bint writing            # the loop is in _flush or _write: no producer thread writes
     cdef readonly _Stream stream
     cdef bytes last_path
-    cdef uint64_t last_activity     # the last read
-    cdef uint64_t idle_since        # accept, or the last response fully handed to the socket
-    cdef uint64_t linger_since      # our FIN went out (0: not yet)
-    cdef uint64_t write_progress    # libuv's write queue last took a write or started
-    cdef size_t seen_queue          # its size at the last check of the send timeout
     cdef uint64_t message_started
 
     cdef int _start(self) except -1
+    cdef void _data_received(self, const char* data, Py_ssize_t n)
+    cdef void _eof_received(self)
+    cdef void _write_queued(self)
+    cdef void _write_done(self)
+    cdef void _closing(self)
+    cdef bint _connection_lost(self)
+    cdef void _released(self)
     cdef _abort(self, int status, str detail)
     cdef _stop_parsing(self)
     cdef int _write_interim(self, bytes data) except -1
-    cdef void _on_read(self, Py_ssize_t nread, const char* data)
     cdef void _feed(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n)
     cdef void _probe_method(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
     cdef void _take_request(self, Request req)
-    cdef void _dispatch(self, Request req)
-    cdef void _finish(self, Request req, object result)
-    cdef void _send_exception(self, Request req, object exc)
     cdef int _write_response(self, Request req, object response) except -1
     cdef int _write_simple(self, int status, bytes body, list headers, bint head_only,
                            bint keep_alive, bint http10) except -1
-    cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1
-    cdef void _on_write_done(self, int status)
     cdef void _reject(self, int status, str detail)
     cdef void _reject_as(self, int status, str detail, bint head_only)
     cdef void _response_done(self)
     cdef bint _send_stalled(self, uint64_t now, uint64_t limit)
-    cdef bint _hung_up(self)
-    cdef size_t _unsent(self)
     cdef void _drain_pending(self)
-    cdef void _pause_reading(self)
-    cdef void _resume_reading(self)
-    cdef void _graceful_close(self)
-    cdef void _close(self)
-    cdef void _after_close(self)
     cdef bint _idle(self)
     cdef bint _in_flight(self)
-    cdef void _close_handle(self)
-    cdef int _start_stream(self, Request req, object response, str kind) except -1
 
 
 cdef class Request:

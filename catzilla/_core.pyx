@@ -18,6 +18,9 @@ cdef int _live_handles = 0
 uv.catzilla_uv_init()
 
 include "writer.pyx"
-include "http.pyx"
+include "transport.pyx"
+include "http1.pyx"
+include "request.pyx"
 include "stream.pyx"
+include "dispatch.pyx"
 include "server.pyx"

@@ -15,8 +15,8 @@ import uvloop
 
 from catzilla import _checks, _core
 from catzilla._router import Router
-from catzilla.hub import Broadcast
 from catzilla.exceptions import HTTPException
+from catzilla.hub import Broadcast
 from catzilla.responses import JSONResponse, PlainTextResponse, Response
 
 logger = logging.getLogger("catzilla")

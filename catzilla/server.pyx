@@ -355,7 +355,7 @@ cdef class Server:
         self.stop_listening()
         for conn in list(self.open_conns.values()):
             if conn._in_flight():
-                _reset_connection(conn)   # a response cut short must not look whole
+                conn._reset()   # a response cut short must not look whole
             else:
                 conn._close()
         if self.ticker != NULL:

@@ -17,29 +17,6 @@ cdef extern from "<sys/socket.h>" nogil:
 
 cdef extern from *:
     """
-    #include <sys/socket.h>
-    /* Have close(fd) send a reset, not a FIN. */
-    static void catzilla_linger0(int fd) {
-        struct linger lg;
-        lg.l_onoff = 1;
-        lg.l_linger = 0;
-        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    }
-    """
-    void catzilla_linger0(int fd) nogil
-
-
-cdef void _reset_connection(Connection conn):
-    """Close conn with a reset (what is queued for it is dropped)."""
-    cdef int fd = -1
-    if conn.closed:
-        return
-    if uv.uv_fileno(<uv.uv_handle_t*>conn.handle, &fd) == 0:
-        catzilla_linger0(fd)
-    conn._close()
-
-cdef extern from *:
-    """
     #include <errno.h>
     #include <string.h>
     #include <sys/socket.h>
@@ -612,7 +589,7 @@ cdef class _Stream:
         if self.mode == MODE_CLOSE and not self.holds_fd:
             # A close-delimited body (HTTP/1.0) cut short would look whole to the client
             # after our FIN: a reset says it is not (RFC 9112 8).
-            _reset_connection(conn)
+            conn._reset()
             return
         conn._graceful_close()   # what was sent stays sent; no terminating chunk follows
 

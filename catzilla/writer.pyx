@@ -6,7 +6,6 @@
 # through uv_write, with the Python objects it points into kept alive until the write callback.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.ref cimport Py_DECREF
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy
 from libc.stdio cimport snprintf
@@ -326,24 +325,3 @@ cdef Py_ssize_t _content_length_of(list headers) except -2:
 
 cdef inline bint _status_has_body(int status):
     return not (status < 200 or status == 204 or status == 304)
-
-
-cdef class _WriteReq:
-    """Holds a uv_write_t and the Python objects its buffers point into until libuv is done."""
-
-    def __dealloc__(self):
-        if self.req != NULL:
-            free(self.req)
-            self.req = NULL
-
-
-cdef void _on_write(uv.uv_write_t* req, int status) noexcept with gil:
-    cdef _WriteReq wr = <_WriteReq>uv.catzilla_req_get_data(<uv.uv_req_t*>req)
-    cdef Connection conn = wr.conn
-    try:
-        wr.keep = None
-        conn._on_write_done(status)
-    except BaseException as exc:
-        _report_error(exc)
-    finally:
-        Py_DECREF(wr)

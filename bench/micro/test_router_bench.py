@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import pytest
+
 from catzilla._router import Router
 
 pytest.importorskip("pytest_benchmark")

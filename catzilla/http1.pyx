@@ -1,14 +1,9 @@
-# HTTP/1.1 connections: httptools callbacks, keep-alive, pipelining, limits, requests.
+# The HTTP/1.1 protocol on a transport: the fast path for plain heads and llhttp for the rest,
+# limits and rejections, keep-alive and pipelining. It produces Requests for dispatch.pyx and
+# writes whole responses; streams are started by dispatch.pyx.
 
-import codecs as _codecs
 import json as _json
-import logging as _logging
-import threading as _threading
 from collections import deque as _deque
-from asyncio import _get_running_loop
-from contextvars import copy_context as _copy_context
-from functools import partial as _partial
-from inspect import iscoroutine as _iscoroutine
 
 from httptools import HttpRequestParser as _HttpRequestParser
 from httptools import (
@@ -20,75 +15,6 @@ from httptools import (
 
 from cpython.buffer cimport PyBUF_READ
 from cpython.memoryview cimport PyMemoryView_FromMemory
-from libc.stdlib cimport malloc, free
-
-from catzilla import datastructures as _ds
-from catzilla.exceptions import HTTPException as _HTTPException
-from catzilla.files import FileResponse as _FileResponse
-from catzilla.hub import Subscription as _Subscription
-from catzilla.responses import (
-    EventSourceResponse as _EventSourceResponse,
-    JSONResponse as _JSONResponse,
-    Response as _Response,
-    StreamingResponse as _StreamingResponse,
-    to_response as _to_response,
-)
-
-_logger = _logging.getLogger("catzilla")
-
-cdef extern from *:
-    """
-    #include "includes/catzilla_uv.h"
-    #include <arpa/inet.h>
-    #include <netinet/in.h>
-
-    /* One read buffer per loop thread: httptools consumes each read synchronously (it copies
-       what it keeps), so connections can share it. */
-    static __thread char catzilla_read_buf[65536];
-
-    static void catzilla_alloc_cb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
-        buf->base = catzilla_read_buf;
-        buf->len = sizeof(catzilla_read_buf);
-    }
-
-    /* Writes the numeric host of a peer address into out; returns its port or -1. */
-    static int catzilla_peer(uv_tcp_t* handle, char* out, size_t outlen) {
-        struct sockaddr_storage ss;
-        int len = sizeof(ss);
-        if (uv_tcp_getpeername(handle, (struct sockaddr*)&ss, &len) != 0) return -1;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in* a = (struct sockaddr_in*)&ss;
-            if (!inet_ntop(AF_INET, &a->sin_addr, out, outlen)) return -1;
-            return ntohs(a->sin_port);
-        }
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6* a = (struct sockaddr_in6*)&ss;
-            if (!inet_ntop(AF_INET6, &a->sin6_addr, out, outlen)) return -1;
-            return ntohs(a->sin6_port);
-        }
-        return -1;
-    }
-    """
-    void catzilla_alloc_cb(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) nogil
-    int catzilla_peer(uv.uv_tcp_t* handle, char* out, size_t outlen) nogil
-
-cdef extern from "<sys/ioctl.h>" nogil:
-    int ioctl(int fd, unsigned long request, ...)
-
-cdef extern from "<linux/sockios.h>" nogil:
-    unsigned long SIOCOUTQ
-
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    enum:
-        POLLRDHUP   # (Python.h defines _GNU_SOURCE)
-        POLLHUP
-        POLLERR
-
 
 cdef extern from "<string.h>" nogil:
     const void* memmem(const void* haystack, size_t hn, const void* needle, size_t nn)
@@ -177,99 +103,88 @@ class _Reject(Exception):
     """Raised inside a parser callback to abort parsing with an error status."""
 
 
-cdef void _report_error(object exc):
-    try:
-        _logger.error("catzilla: unexpected error in the server core", exc_info=exc)
-    except BaseException:
-        pass
-
-
-cdef void _on_read_cb(uv.uv_stream_t* stream, ssize_t nread,
-                      const uv.uv_buf_t* buf) noexcept with gil:
-    cdef Connection conn = <Connection>uv.catzilla_handle_get_data(
-        <uv.uv_handle_t*>stream)
-    try:
-        conn._on_read(nread, buf.base)
-    except BaseException as exc:
-        _report_error(exc)
-        conn._close()
-
-
-cdef void _on_shutdown_cb(uv.uv_shutdown_t* req, int status) noexcept with gil:
-    # (called for every uv_shutdown, with UV_ECANCELED when the handle closes first)
-    cdef Connection conn = <Connection>uv.catzilla_req_get_data(<uv.uv_req_t*>req)
-    cdef Server srv = conn.server
-    free(req)
-    try:
-        if status < 0 or conn.eof:
-            conn._close()
-        elif not conn.closed:
-            # the response and our FIN are out: the linger timer starts now
-            conn.linger_since = uv.uv_now(srv.uvloop)
-            conn.last_activity = conn.linger_since
-    except BaseException as exc:
-        _report_error(exc)
-    finally:
-        srv.fins_pending -= 1
-        srv._check_idle()
-
-
-cdef void _on_conn_close_cb(uv.uv_handle_t* handle) noexcept with gil:
-    cdef Connection conn = <Connection>uv.catzilla_handle_get_data(handle)
-    try:
-        conn._after_close()
-    except BaseException as exc:
-        _report_error(exc)
-    finally:
-        Py_DECREF(conn)
-
-
-cdef class Connection:
-    """One accepted TCP connection, alive from accept to its libuv close callback."""
+cdef class Connection(Transport):
+    """An HTTP/1.1 connection: the protocol on its transport (the public registry object)."""
 
     def __cinit__(self):
-        self.handle = NULL
         self.pending = _deque()
         self.expect_length = -1
 
-    def __dealloc__(self):
-        if self.handle != NULL:
-            # Only reached if the handle was never opened (accept failed before INCREF).
-            free(self.handle)
-            self.handle = NULL
-
     cdef int _start(self) except -1:
-        cdef int err
         self.parser = _new_parser(self)
-        self.last_activity = uv.uv_now(self.server.uvloop)
-        self.idle_since = self.last_activity
-        err = uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
-        if err < 0:
-            raise _uv_error(err)
-        return 0
+        return Transport._start(self)
+
+    # -- the transport's hooks --------------------------------------------------------------
+
+    cdef void _data_received(self, const char* data, Py_ssize_t n):
+        if not self.input_done:
+            self._feed(data, n)
+
+    cdef void _eof_received(self):
+        if self.busy:
+            # A client gone mid-response cancels its handler or stream.
+            self._close()
+        elif uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > 0:
+            self._graceful_close()  # let the queued response reach a half-closed client
+        else:
+            self._close()
+
+    cdef void _write_queued(self):
+        if (self.stream is None and uv.catzilla_write_queue_size(
+                <uv.uv_stream_t*>self.handle) > <size_t>self.server.write_high_water):
+            # Answering more requests would only add to the backlog: hold off reading.
+            # Not while a stream answers: requests that arrive meanwhile just wait in
+            # `pending` (16 at most), and reading is how the client's FIN or reset is
+            # noticed (a stream's queue may never drain to the low-water mark).
+            self._pause_reading()
+
+    cdef void _write_done(self):
+        if self.stream is not None:
+            self.stream._update_backlog()
+            # chunks queued while the socket was backed up (a hub's events, a producer
+            # thread's chunks pushed without a wake-up) go out once it has drained
+            if (self.stream is not None and self.stream.chunks
+                    and self.stream.wqs <= self.stream.low_water):
+                self.stream._flush()
+        if (self.read_paused and not self.busy and len(self.pending) < 16
+                and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
+                <= <size_t>self.server.write_low_water):
+            self._resume_reading()
+
+    cdef void _closing(self):
+        self.pending.clear()
+
+    cdef bint _connection_lost(self):
+        self.pending.clear()
+        if self.task is not None:
+            task = self.task
+            self.task = None
+            task.cancel()
+        if self.stream is not None:
+            self.stream._cancel()
+            return self.stream.holds_fd   # a sendfile worker still uses the fd
+        return False
+
+    cdef void _released(self):
+        self.parser = None
+        self.cur = None
+        self.busy_request = None
+        self.stream = None
+
+    cdef bint _send_stalled(self, uint64_t now, uint64_t limit):
+        """Also for a file a sendfile worker is sending (libuv's queue is empty then)."""
+        cdef _Stream s = self.stream
+        cdef size_t unsent
+        if s is not None and s.kind == "file" and not s.finished:
+            unsent = self._unsent()
+            if s.sent != s.seen_sent or unsent < self.seen_queue:
+                s.seen_sent = s.sent
+                s.last_progress = now
+            self.seen_queue = unsent
+            return now - s.last_progress > limit
+        return Transport._send_stalled(self, now, limit)
 
     # -- reading --------------------------------------------------------------------------
-
-    cdef void _on_read(self, Py_ssize_t nread, const char* data):
-        if nread == 0:
-            return
-        if nread < 0:
-            if nread == uv.UV_EOF:
-                self.eof = True
-                if self.lingering or self.busy or self.closed:
-                    # A client gone mid-response cancels its handler or stream.
-                    self._close()
-                elif uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) > 0:
-                    self._graceful_close()  # let the queued response reach a half-closed client
-                else:
-                    self._close()
-            else:
-                self._close()
-            return
-        self.last_activity = uv.uv_now(self.server.uvloop)
-        if self.lingering or self.closed or self.input_done:
-            return  # discarding what a closing client still sends
-        self._feed(data, nread)
 
     cdef void _feed(self, const char* data, Py_ssize_t n):
         """Hand a read to its readers in turn: the fast path between messages, llhttp, and
@@ -422,7 +337,7 @@ cdef class Connection:
                 # FIN or reset is then noticed by the ticker (_hung_up).
                 self._pause_reading()
         else:
-            self._dispatch(req)
+            _dispatch(self, req)
 
     cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n):
         """Feed llhttp; returns the bytes it took (n but after an Upgrade request, where
@@ -782,106 +697,8 @@ cdef class Connection:
         b.len = PyBytes_GET_SIZE(data)
         return self._write(&b, &owner, 1)
 
-    # -- dispatching ----------------------------------------------------------------------
-
-    cdef void _dispatch(self, Request req):
-        cdef Server srv = self.server
-        cdef tuple match
-        cdef int status
-        self.busy = True
-        self.busy_request = req
-        self.last_path = req.raw_path
-        self.requests += 1
-        srv.total_requests += 1
-        try:
-            match = srv.router.match(req.method, req.raw_path.decode("latin-1"))
-            status = match[0]
-            if status == 200:
-                req.path_params = match[2]
-                # a parameter can hold "..", a leading "/" or NUL only if the raw path has
-                # "%", "..", "//" (an empty segment) or a backslash
-                if match[2] and (b"%" in req.raw_path or b".." in req.raw_path
-                                 or b"//" in req.raw_path or b"\\" in req.raw_path):
-                    _check_path_params(match[2])
-                # each request in its own copy of the loop's context: a ContextVar a
-                # handler sets is not seen by the next request (found by a review)
-                req.context = _copy_context()
-                result = req.context.run(match[1], req)
-            elif status == 404:
-                raise _HTTPException(404)
-            else:
-                raise _HTTPException(405, headers={"Allow": match[1]})
-        except BaseException as exc:
-            self._send_exception(req, exc)
-            return
-        self._finish(req, result)
-
-    cdef void _finish(self, Request req, object result):
-        try:
-            if isinstance(result, _Response):
-                if isinstance(result, _StreamingResponse):
-                    self._start_stream(req, result, "iter")
-                    return
-                if isinstance(result, _FileResponse):
-                    prepared = result.prepare(req)   # for this request alone
-                    if getattr(prepared, "file_range", None) is None:
-                        self._write_response(req, prepared)     # 304, 404, 416
-                    else:
-                        self._start_stream(req, prepared, "file")
-                        return
-                else:
-                    self._write_response(req, result)
-            elif hasattr(result, "__await__"):
-                if req.context is not None and _iscoroutine(result):
-                    self.task = self.server.loop.create_task(result, context=req.context)
-                else:
-                    self.task = _ensure_future(result, loop=self.server.loop)
-                self.task.add_done_callback(self._task_done)
-                return
-            else:
-                self._write_response(req, _to_response(result))
-        except BaseException as exc:
-            self._send_exception(req, exc)
-            return
-        self._response_done()
-
     def _task_done(self, task):
-        if task is not self.task:
-            return
-        self.task = None
-        if self.closed:
-            return
-        req = self.busy_request
-        if task.cancelled():
-            # Not by us (_close lets go of its task before cancelling it): the handler
-            # itself ended in a CancelledError, e.g. awaiting a future someone cancelled.
-            # The client is still there and gets a 500, like for any other exception.
-            self._send_exception(req, _CancelledError(
-                "the async handler ended in CancelledError while its client was connected"))
-            return
-        exc = task.exception()
-        if exc is not None:
-            self._send_exception(req, exc)
-        else:
-            self._finish(req, task.result())
-
-    cdef void _send_exception(self, Request req, object exc):
-        cdef Server srv = self.server
-        try:
-            response = srv.error_handler(req, exc)
-            self._write_response(req, response)
-        except BaseException as exc2:
-            _report_error(exc2)
-            try:
-                self.close_after_response = True
-                self._write_simple(500, b'{"detail":"Internal Server Error"}',
-                                   [(b"Content-Type", _JSON_TYPE)], req.method == "HEAD",
-                                   False, False)
-            except BaseException as exc3:
-                _report_error(exc3)
-                self._close()
-                return
-        self._response_done()
+        _handler_done(self, task)
 
     cdef void _reject(self, int status, str detail):
         """Answer a request we could not parse or accept, then close the connection."""
@@ -914,130 +731,6 @@ cdef class Connection:
         except BaseException as exc:
             _report_error(exc)
         self._graceful_close()
-
-    cdef int _start_stream(self, Request req, object response, str kind) except -1:
-        cdef Server srv = self.server
-        cdef _Buf buf = srv.buf
-        cdef _Stream stream
-        cdef uv.uv_buf_t b
-        cdef PyObject* owner = NULL
-        cdef int status = response.status_code
-        cdef int flags
-        cdef bint http10 = req.http_version == "1.0"
-        cdef bint head_only = req.method == "HEAD" or not _status_has_body(status)
-        cdef bint keep = (req.keep_alive and not self.close_after_response
-                          and not srv.draining and not http10)
-        content = response.content if kind != "file" else response.file_range
-        if kind == "iter" and isinstance(content, _Subscription):
-            kind = "hub"
-        elif kind == "iter":
-            if callable(content) and not hasattr(content, "__iter__") and not hasattr(
-                    content, "__aiter__"):
-                # in the request's context, like the handler that returned it
-                content = req.context.run(content) if req.context is not None else content()
-            if hasattr(content, "__aiter__"):
-                kind = "async"
-            elif isinstance(content, (str, bytes, bytearray, memoryview)):
-                content = (content,)
-                kind = "sync"
-            elif hasattr(content, "__iter__"):
-                kind = "sync"
-            else:
-                raise TypeError("StreamingResponse content must be an iterable, an iterator, a "
-                                "generator or an async generator, got %s"
-                                % type(content).__name__)
-        stream = _Stream.__new__(_Stream)
-        stream.conn = self
-        stream.server = srv
-        stream.request = req
-        stream.kind = kind
-        stream.content = content
-        if response.charset != "utf-8" and not isinstance(response, _EventSourceResponse):
-            # the charset the Content-Type names (a codec name, responses._codec_of); one
-            # encoder for the whole body: a UTF-16 BOM once, not before every chunk
-            stream.encoder = _codecs.getincrementalencoder(response.charset)()
-        if kind != "file":
-            stream.stop_on_shutdown = response.stop_on_shutdown
-        if isinstance(response, _EventSourceResponse):
-            stream.sse = True
-            if response.ping:
-                stream.ping_ms = <uint64_t>(response.ping * 1000)
-            if response.send_timeout:
-                stream.send_timeout_ms = <uint64_t>(response.send_timeout * 1000)
-            if kind == "hub":
-                stream.subscription = content
-            if response.retry is not None and not head_only:
-                # first on the wire: queued before any producer can add to the stream
-                stream._append(_sse_encode_item({"retry": response.retry}))
-        try:
-            # the head first: a bad header fails here, before any producer runs
-            buf.size = 0
-            flags = _put_head(srv.server_line, srv.date_line, buf, status,
-                              response.raw_headers, -1, keep, http10,
-                              not http10 and not head_only)
-            _check_user_framing(response.raw_headers, flags)
-            if flags & HEAD_HAS_LENGTH:
-                stream.mode = MODE_LENGTH
-                stream.expected = _content_length_of(response.raw_headers)
-            elif http10:
-                stream.mode = MODE_CLOSE
-            else:
-                stream.mode = MODE_CHUNKED
-        except BaseException:
-            if kind == "sync" or kind == "async":
-                _close_producer(content, srv)
-            raise
-        if not head_only and kind != "async" and kind != "hub":
-            stream.writable = _threading.Event()   # set by _begin, once the head is out
-            if kind == "file":
-                job = stream._run_file
-            elif req.context is not None:
-                # the producer sees the handler's context (a copy: a thread enters it)
-                job = _partial(req.context.copy().run, stream._run_sync)
-            else:
-                job = stream._run_sync
-            if not srv.stream_pool.try_submit(job):
-                if kind == "sync":
-                    _close_producer(content, srv)
-                self._write_response(req, _JSONResponse(
-                    {"detail": "Too many active streams, retry later"}, 503,
-                    {"Retry-After": "1"}))
-                self._response_done()
-                return 0
-        elif head_only and kind != "file" and kind != "hub":
-            _close_producer(content, srv)
-        if (flags & HEAD_USER_CLOSE) or not keep:
-            self.close_after_response = True
-        b.base = buf.data
-        b.len = buf.size
-        self._write(&b, &owner, 1)
-        if head_only:
-            self._response_done()
-            return 0
-        self.stream = stream
-        if self.read_paused and not self.pending:
-            # held off for an earlier response's backlog: a stream reads on (see _write)
-            self._resume_reading()
-        try:
-            stream._begin()
-        except BaseException as exc:
-            # The head is out: no other response may follow it (an error response here would
-            # be read as part of this body). End it as a failed producer's is: what was sent
-            # stays sent, no terminating chunk, the connection closes.
-            _logger.error("Exception starting the stream of %s %s; the response is cut off",
-                          req.method, req.path, exc_info=(type(exc), exc, exc.__traceback__))
-            if stream.holds_fd:
-                # (a worker may be using the socket: stop it; the close waits for it)
-                stream._cancel()
-                self._close()
-            elif not stream.finished:
-                stream._end(_Failure(exc, quiet=True), True)
-            return 0
-        if srv.draining and self.stream is stream and not stream.finished:
-            # started while the server drains (e.g. an async handler in flight at SIGTERM):
-            # the shutdown's policy applies to it as to the streams it found running
-            srv._stop_for_shutdown(self)
-        return 0
 
     @property
     def path(self):
@@ -1096,152 +789,6 @@ cdef class Connection:
         bufs[0].len = buf.size
         return self._write(bufs, owners, nbufs)
 
-    cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1:
-        """Send bufs in order; owners[i] is the object bufs[i] points into, or NULL for
-        memory that is reused after this call (it is copied if the kernel does not take it)."""
-        cdef Py_ssize_t total = 0
-        cdef Py_ssize_t done
-        cdef int i = 0, j, err
-        cdef bint was_writing
-        cdef list keep
-        cdef bytes copy
-        cdef _WriteReq wr
-        cdef size_t queued
-        cdef Server srv = self.server
-        if self.closed:
-            return 0
-        # No producer thread writes to the socket until what this call does not send now
-        # is in libuv's queue: not while the GIL is released for a big copy, nor while
-        # allocating (a collection can run Python code that lets other threads in).
-        was_writing = self.writing
-        self.writing = True
-        try:
-            for j in range(nbufs):
-                total += bufs[j].len
-            self.bytes_sent += total
-            srv.bytes_sent += total
-            if total >= 65536:
-                # A big copy into the kernel: let producer threads run meanwhile. Only this
-                # (loop) thread touches the handle; bufs point into objects we hold.
-                with nogil:
-                    done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
-            else:
-                done = uv.uv_try_write(<uv.uv_stream_t*>self.handle, bufs, nbufs)
-            if done == total:
-                return 0
-            if done < 0:
-                if done != uv.UV_EAGAIN:
-                    self._close()
-                    return 0
-                done = 0
-            while done > 0:
-                if <size_t>done >= bufs[i].len:
-                    done -= bufs[i].len
-                    i += 1
-                else:
-                    bufs[i].base += done
-                    bufs[i].len -= done
-                    done = 0
-            keep = []
-            for j in range(i, nbufs):
-                if owners[j] == NULL:
-                    copy = PyBytes_FromStringAndSize(bufs[j].base, bufs[j].len)
-                    bufs[j].base = PyBytes_AS_STRING(copy)
-                    keep.append(copy)
-                else:
-                    keep.append(<object>owners[j])
-            wr = _WriteReq.__new__(_WriteReq)
-            wr.req = <uv.uv_write_t*>malloc(uv.uv_req_size(uv.UV_WRITE))
-            if wr.req == NULL:
-                raise MemoryError()
-            wr.conn = self
-            wr.keep = keep
-            uv.catzilla_req_set_data(<uv.uv_req_t*>wr.req, <void*>wr)
-            queued = uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-            err = uv.uv_write(wr.req, <uv.uv_stream_t*>self.handle, bufs + i, nbufs - i, _on_write)
-            if err < 0:
-                self._close()
-                return 0
-            Py_INCREF(wr)
-            # the send timeout: its clock starts with a queue; its baseline grows by what
-            # this write added, so what the client takes before the next check shows
-            if queued == 0:
-                self.write_progress = uv.uv_now(srv.uvloop)
-                self.seen_queue = self._unsent()
-            else:
-                self.seen_queue += (uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-                                    - queued)
-            if (self.stream is None and uv.catzilla_write_queue_size(
-                    <uv.uv_stream_t*>self.handle) > <size_t>srv.write_high_water):
-                # Answering more requests would only add to the backlog: hold off reading.
-                # Not while a stream answers: requests that arrive meanwhile just wait in
-                # `pending` (16 at most), and reading is how the client's FIN or reset is
-                # noticed (a stream's queue may never drain to the low-water mark).
-                self._pause_reading()
-            return 0
-        finally:
-            self.writing = was_writing
-
-    cdef void _on_write_done(self, int status):
-        if status < 0:
-            self._close()
-            return
-        self.idle_since = uv.uv_now(self.server.uvloop)   # idle from when the response is out
-        self.write_progress = self.idle_since
-        if self.stream is not None:
-            self.stream._update_backlog()
-            # chunks queued while the socket was backed up (a hub's events, a producer
-            # thread's chunks pushed without a wake-up) go out once it has drained
-            if (self.stream is not None and self.stream.chunks
-                    and self.stream.wqs <= self.stream.low_water):
-                self.stream._flush()
-        if (self.read_paused and not self.busy and len(self.pending) < 16
-                and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-                <= <size_t>self.server.write_low_water):
-            self._resume_reading()
-
-    cdef bint _hung_up(self):
-        """Whether the client has closed, half-closed or reset its side, seen without reading
-        (for a connection whose reading we hold off: the FIN waits behind unread bytes)."""
-        cdef pollfd p
-        p.fd = -1
-        if uv.uv_fileno(<uv.uv_handle_t*>self.handle, &p.fd) < 0:
-            return False
-        p.events = POLLRDHUP
-        p.revents = 0
-        return poll(&p, 1, 0) > 0 and (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0
-
-    cdef size_t _unsent(self):
-        """Bytes for the client not yet taken by it: in libuv's write queue and in the
-        kernel's send queue (SIOCOUTQ: not yet acknowledged by the client)."""
-        cdef int fd = -1
-        cdef int outq = 0
-        if uv.uv_fileno(<uv.uv_handle_t*>self.handle, &fd) < 0 or ioctl(fd, SIOCOUTQ, &outq) < 0:
-            outq = 0
-        return uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) + <size_t>outq
-
-    cdef bint _send_stalled(self, uint64_t now, uint64_t limit):
-        """True when bytes for the client have waited more than limit ms without any being
-        taken: in libuv's write queue, or in a file a sendfile worker is sending. Taken means
-        read by the client: a send buffer of megabytes can take a slow reader's bytes for
-        seconds before libuv may write again, so the kernel's queue is counted too."""
-        cdef _Stream s = self.stream
-        cdef size_t unsent
-        if s is not None and s.kind == "file" and not s.finished:
-            unsent = self._unsent()
-            if s.sent != s.seen_sent or unsent < self.seen_queue:
-                s.seen_sent = s.sent
-                s.last_progress = now
-            self.seen_queue = unsent
-            return now - s.last_progress > limit
-        if uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0:
-            return False
-        unsent = self._unsent()
-        if unsent < self.seen_queue:
-            self.write_progress = now
-        self.seen_queue = unsent
-        return now - self.write_progress > limit
-
     cdef void _response_done(self):
         self.busy = False
         self.busy_request = None
@@ -1259,7 +806,7 @@ cdef class Connection:
             if type(item) is tuple:   # a request that could not be parsed: its 4xx, and close
                 self._reject_as(item[0], item[1], item[2])
                 return
-            self._dispatch(<Request>item)
+            _dispatch(self, <Request>item)
         if self.continue_owed and not self.busy and not self.closed and not self.lingering:
             self.continue_owed = False
             # the client sends the body once it has the 100: its time starts now
@@ -1276,80 +823,6 @@ cdef class Connection:
                 <= <size_t>self.server.write_low_water):
             self._resume_reading()
 
-    # -- flow control and closing ---------------------------------------------------------
-
-    cdef void _pause_reading(self):
-        if not self.read_paused and not self.closed:
-            uv.uv_read_stop(<uv.uv_stream_t*>self.handle)
-            self.read_paused = True
-
-    cdef void _resume_reading(self):
-        if self.read_paused and not self.closed:
-            self.read_paused = False
-            # the client could not send while we held off: its read clock starts again
-            self.last_activity = uv.uv_now(self.server.uvloop)
-            uv.uv_read_start(<uv.uv_stream_t*>self.handle, catzilla_alloc_cb, _on_read_cb)
-
-    cdef void _graceful_close(self):
-        """Flush what is queued, send FIN, and close when the client closes (or after a linger
-        timeout), so a client that is still sending does not get a reset that eats our answer."""
-        cdef uv.uv_shutdown_t* req
-        cdef int err
-        if self.closed or self.lingering:
-            return
-        self.lingering = True
-        self.pending.clear()
-        self.last_activity = uv.uv_now(self.server.uvloop)
-        if self.eof and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0:
-            self._close()
-            return
-        req = <uv.uv_shutdown_t*>malloc(uv.uv_req_size(uv.UV_SHUTDOWN))
-        if req == NULL:
-            self._close()
-            return
-        uv.catzilla_req_set_data(<uv.uv_req_t*>req, <void*>self)
-        err = uv.uv_shutdown(req, <uv.uv_stream_t*>self.handle, _on_shutdown_cb)
-        if err < 0:
-            free(req)
-            self._close()
-            return
-        # a graceful stop waits for what libuv still queues for it (close_all would drop it)
-        self.server.fins_pending += 1
-        self.server._conn_left(self)
-        if self.read_paused and not self.eof:
-            self._resume_reading()
-
-    cdef void _close(self):
-        if self.closed:
-            return
-        self.closed = True
-        self.pending.clear()
-        self.server.open_conns.pop(self.id, None)
-        if self.task is not None:
-            task = self.task
-            self.task = None
-            task.cancel()
-        self.server._conn_left(self)
-        if self.stream is not None:
-            self.stream._cancel()
-            if self.stream.holds_fd:
-                # a sendfile worker still uses the fd: close when it has let go
-                self.close_deferred = True
-                return
-        self._close_handle()
-
-    cdef void _close_handle(self):
-        uv.uv_close(<uv.uv_handle_t*>self.handle, _on_conn_close_cb)
-
-    cdef void _after_close(self):
-        free(self.handle)
-        self.handle = NULL
-        self.parser = None
-        self.cur = None
-        self.busy_request = None
-        self.stream = None
-        self.server._handle_closed()
-
     cdef bint _idle(self):
         return (not self.busy and not self.in_message and not self.pending and not self.lingering
                 and uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle) == 0)
@@ -1364,34 +837,8 @@ cdef class Connection:
     # -- Python-visible -------------------------------------------------------------------
 
     @property
-    def client(self):
-        """The peer's (host, port), or None when the socket has no peer any more."""
-        cdef char host[64]
-        cdef int port
-        if self.peer is None and not self.closed:
-            port = catzilla_peer(self.handle, host, sizeof(host))
-            if port >= 0:
-                self.peer = _ds.Address(host.decode("ascii"), port)
-        return self.peer
-
-    @property
     def idle(self):
         return not self.closed and self._idle()
-
-    def close(self):
-        """Close this connection now (its handler or stream is cancelled). From a thread that
-        is not its event loop's (a sync producer's, say), the close is handed to the loop,
-        which does it soon after this returns: only the loop touches its libuv handle."""
-        if self.closed:
-            return
-        loop = self.server.loop
-        if _get_running_loop() is not loop:
-            try:
-                loop.call_soon_threadsafe(self.close)
-            except RuntimeError:
-                pass   # the loop is closed: so is the connection
-            return
-        self._close()
 
     def __repr__(self):
         return "<Connection id=%d client=%r requests=%d%s>" % (
@@ -1648,133 +1095,3 @@ cdef tuple _origin_form(str method, bytes target):
     if target[i] == 47:   # '/'
         return target[start:i], target[i:]
     return target[start:i], b"/" + target[i:]
-
-
-cdef class Request:
-    """An HTTP request. Headers, query parameters and cookies are parsed on first use."""
-
-    @property
-    def path(self):
-        """The percent-decoded path, e.g. '/files/a b' for b'/files/a%20b'."""
-        if self._path is None:
-            self._path = _ds.unquote_path(self.raw_path)
-        return self._path
-
-    @property
-    def headers(self):
-        if self._headers is None:
-            self._headers = _ds.Headers(self.raw_headers)
-        return self._headers
-
-    @property
-    def trailers(self):
-        """The trailer fields that followed a chunked body (empty for most requests)."""
-        return _ds.Headers(self.raw_trailers or [])
-
-    @property
-    def query_params(self):
-        if self._query is None:
-            self._query = _ds.QueryParams(self.query_string)
-        return self._query
-
-    @property
-    def cookies(self):
-        if self._cookies is None:
-            self._cookies = _ds.parse_cookie_header(self.headers.get("cookie", ""))
-        return self._cookies
-
-    @property
-    def body(self):
-        return self._body
-
-    @property
-    def last_event_id(self):
-        """The ``Last-Event-ID`` header a reconnecting EventSource sends, or None."""
-        return self.headers.get("last-event-id")
-
-    @property
-    def content_type(self):
-        return self.headers.get("content-type", "")
-
-    def text(self, encoding=None):
-        """The body as str: decoded with ``encoding``, else the Content-Type's charset, else
-        UTF-8; undecodable bytes are replaced. A charset Python does not know raises
-        RequestBodyError (uncaught: 400)."""
-        if encoding is not None:
-            return self._body.decode(encoding, errors="replace")
-        charset = _ds.charset_of(self.content_type)
-        if charset is None:
-            return self._body.decode("utf-8", errors="replace")
-        try:
-            return self._body.decode(charset, errors="replace")
-        except (LookupError, UnicodeError):
-            # LookupError also for bytes-to-bytes codecs such as base64
-            from catzilla.exceptions import RequestBodyError
-            raise RequestBodyError("Unsupported charset %r in the request's Content-Type"
-                                   % charset[:64]) from None
-
-    def json(self):
-        """The body parsed as JSON (UTF-8, -16 or -32). An empty or invalid body raises
-        RequestJSONError: a ValueError and json.JSONDecodeError (uncaught: 400)."""
-        cdef bytes body = self._body
-        if self._json is None:
-            try:
-                if not body:
-                    raise _json.JSONDecodeError("Expecting value (the body is empty)", "", 0)
-                self._json = _json.loads(body)
-            except (ValueError, RecursionError) as exc:
-                # the client's error: UnicodeDecodeError (not UTF-8/16/32), an int past
-                # sys.get_int_max_str_digits(), nesting deeper than the recursion limit
-                from catzilla.exceptions import RequestJSONError
-                if isinstance(exc, _json.JSONDecodeError):
-                    raise RequestJSONError(exc.msg, exc.doc, exc.pos) from None
-                raise RequestJSONError(
-                    "Nesting too deep" if isinstance(exc, RecursionError) else str(exc),
-                    body.decode("utf-8", errors="replace"),
-                    exc.start if isinstance(exc, UnicodeDecodeError) else 0) from None
-        return self._json
-
-    def form(self):
-        """The urlencoded form fields of the body, as a multi-value mapping."""
-        return _ds.QueryParams(self._body.decode("utf-8", errors="replace"))
-
-    @property
-    def client(self):
-        if self.conn is None:
-            return None
-        return self.conn.client
-
-    @property
-    def connection_id(self):
-        return self.conn.id if self.conn is not None else None
-
-    @property
-    def connection(self):
-        return self.conn
-
-    def is_disconnected(self):
-        return self.conn is None or self.conn.closed
-
-    @property
-    def app(self):
-        return self.conn.server.app if self.conn is not None else None
-
-    @property
-    def state(self):
-        if self._state is None:
-            self._state = _ds.State()
-        return self._state
-
-    @property
-    def url(self):
-        if self._authority:   # an absolute-form target's own host (RFC 9112 3.2.2)
-            host = self._authority.decode("latin-1")
-        else:
-            host = self.headers.get("host") or "localhost"
-        url = "http://%s%s" % (host, self.raw_path.decode("latin-1"))
-        if self.query_string:
-            url += "?" + self.query_string.decode("latin-1")
-        return url
-
-    def __repr__(self):
-        return "<Request %s %s>" % (self.method, self.raw_path.decode("latin-1"))
