@@ -205,6 +205,12 @@ cdef class Transport:
         if nread < 0:
             if nread == uv.UV_EOF:
                 self.eof = True
+                if (self.lingering and not self.closed and uv.catzilla_write_queue_size(
+                        <uv.uv_stream_t*>self.handle) > 0):
+                    # The response is done and queued, our FIN behind it: closing now would
+                    # drop the queue. _on_shutdown_cb closes once it is out (send_timeout
+                    # still holds for a client that stops reading).
+                    return
                 if self.lingering or self.closed:
                     self._close()   # the client has our FIN and closes too
                 else:

@@ -11,6 +11,11 @@ import pytest
 
 from catzilla import _core
 
+# Set when the suite runs under tests/faults/writefaults.c (tests/test_write_faults.py): the
+# kernel seems to take any write in part or refuse it, so which writer sends a chunk (the loop
+# or a producer thread) is not fixed; what arrives is.
+UNDER_WRITE_FAULTS = bool(os.environ.get("CATZILLA_WRITE_FAULTS"))
+
 
 def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))

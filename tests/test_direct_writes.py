@@ -15,7 +15,7 @@ import time
 import aiohttp
 import h11
 import pytest
-from conftest import RawClient, wait_for
+from conftest import UNDER_WRITE_FAULTS, RawClient, wait_for
 
 from catzilla import Catzilla, EventSourceResponse, Response, StreamingResponse
 from catzilla.testing import TestClient
@@ -255,7 +255,8 @@ def test_content_length_mismatch_with_big_chunks_aborts_the_connection(count, ca
         head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
         assert b"Content-Length: 60000" in head
         assert body == block    # the second block would overrun: it is never sent
-        assert client.server.direct_writes > 0
+        # (under write faults a head the kernel took in part leaves the block to the loop)
+        assert UNDER_WRITE_FAULTS or client.server.direct_writes > 0
     assert any("Content-Length" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
 
 

@@ -204,6 +204,27 @@ def test_large_response_body_arrives_whole(client):
         assert header(resp, "content-length") == "3000000" and body == b"x" * 3_000_000
 
 
+@pytest.mark.parametrize("request_line", [
+    b"GET /huge HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    b"GET /huge HTTP/1.0\r\n\r\n",
+], ids=["connection-close", "http10"])
+def test_a_client_that_half_closes_after_its_request_gets_all_of_a_closing_response(
+        request_line):
+    """A response after which the server closes, too big for the socket buffers, reaches a
+    client that sent its FIN right after the request (as an HTTP/1.0 client or `nc -N` may):
+    the FIN arrives while most of the response waits in libuv's queue, and must not drop it."""
+    body = bytes(range(256)) * (64 * 1024)   # 16 MiB: far more than the kernel's buffers
+    app = Catzilla()
+    app.add_route("/huge", lambda r: Response(body))
+    with TestClient(app) as server, RawClient(server.port, rcvbuf=65536) as c:
+        c.send(request_line)
+        c.sock.shutdown(socket.SHUT_WR)
+        data = c.read_until_closed()
+    head, _, got = data.partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % len(body) in head
+    assert len(got) == len(body) and got == body
+
+
 def test_204_has_no_body_and_no_length(client):
     with raw(client) as c:
         c.send(b"GET /empty HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")

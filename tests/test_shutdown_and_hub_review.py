@@ -261,7 +261,7 @@ def test_a_last_event_id_that_int_refuses_is_an_unknown_id(last_id):
             raw = read_until(s, b"data: two")
             assert wait_for(lambda: hub.subscribers("news") == 1)
             hub.publish("news", "three")                 # the stream goes on, live
-            raw = read_until(s, b"data: three", raw)
+            raw = read_until(s, b"data: three\n\n\r\n", raw)   # the whole chunk: parsed
             head, body = split_response(raw)
             assert raw.count(b"HTTP/1.1 ") == 1 and head.startswith(b"HTTP/1.1 200 ")
             events = sse_events(dechunk(body)[0])
@@ -361,7 +361,7 @@ def test_a_client_resuming_across_a_refused_publish_is_not_told_of_a_loss():
             raw = read_until(s, b"data: second")
             assert wait_for(lambda: hub.subscribers("news") == 1)
             hub.publish("news", "third")
-            raw = read_until(s, b"data: third", raw)
+            raw = read_until(s, b"data: third\n\n\r\n", raw)   # the whole chunk: parsed
         finally:
             s.close()
         events = sse_events(dechunk(split_response(raw)[1])[0])
