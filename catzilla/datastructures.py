@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote, unquote_plus, unquote_to_bytes
 
 
@@ -37,6 +37,9 @@ class MultiDict(Mapping):
 
     def __getitem__(self, key: str) -> str:
         return self._dict[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict.get(key, default)   # (Mapping.get: two frames and, on a miss, a raise)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._dict)

@@ -85,10 +85,24 @@ class Response:
             # 1xx are interim: a client given one as the final answer waits for another one
             raise ValueError("status_code must be an int from 200 to 599, got %r" % (status_code,))
         self.status_code = status_code
-        if content_type is not None or media_type is not None:
+        explicit = content_type is not None or media_type is not None
+        if explicit:
             self.media_type = content_type or media_type
         # the headers first: a charset in the Content-Type decides how a str body is encoded
-        self.raw_headers = self._init_headers(headers)
+        if headers:
+            self.raw_headers = self._init_headers(headers, explicit)
+        else:
+            # (the common answer, without a call per step: this runs for every response)
+            media = self.media_type
+            if media is not None and (explicit or (status_code != 204 and status_code != 304)):
+                header = _ENCODED_TYPES.get((media, self.charset))
+                if header is None:
+                    header = _content_type_header(media, self.charset)
+                if header[1] is not None:
+                    self.charset = header[1]
+                self.raw_headers = [header[0]]
+            else:
+                self.raw_headers = []
         self.body = self.render(content)
 
     def render(self, content: Any) -> bytes:
@@ -106,8 +120,9 @@ class Response:
         )
 
     def _init_headers(
-        self, headers: Mapping[str, str] | list[tuple[str, str]] | None
+        self, headers: Mapping[str, str] | list[tuple[str, str]] | None, explicit: bool
     ) -> list[tuple[bytes, bytes]]:
+        """``explicit``: the response was given a media type (not the class's default)."""
         raw: list[tuple[bytes, bytes]] = []
         has_type = False
         if headers:
@@ -127,7 +142,7 @@ class Response:
                         self.charset = codec
                 raw.append((name_b, value_b))
         if (not has_type and self.media_type is not None
-                and ("media_type" in self.__dict__ or _has_content(self.status_code))):
+                and (explicit or _has_content(self.status_code))):
             # (204 and 304 have no content: no default Content-Type, only one asked for)
             header, codec = _content_type_header(self.media_type, self.charset)
             if codec is not None:
