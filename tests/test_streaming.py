@@ -4,6 +4,7 @@ disconnects, the connection registry, graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import socket
 import threading
@@ -653,3 +654,108 @@ def test_many_distinct_large_chunks_arrive_intact_under_back_pressure(framing):
             return digest.hexdigest()
 
         assert client.run(scenario()) == expected.hexdigest()
+
+
+# -- Content-Length overrun -------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind,first,over", [
+    ("sync", b"abcd", b"efgh"),
+    ("sync", b"a" * 40_000, b"b" * 40_000),     # written by the producer thread itself
+    ("async", b"abcd", b"efgh"),
+], ids=["sync-small", "sync-direct", "async"])
+def test_an_overrun_stops_the_producer_at_the_chunk_that_overflows(kind, first, over, caplog):
+    length = len(first) + len(over) // 2
+    extra = []
+    done = threading.Event()
+
+    def gen():
+        try:
+            yield first
+            yield over
+            while True:
+                extra.append(1)
+                yield b"z"
+        finally:
+            done.set()
+
+    async def agen():
+        try:
+            yield first
+            yield over
+            while True:
+                extra.append(1)
+                yield b"z"
+        finally:
+            done.set()
+
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(
+        gen() if kind == "sync" else agen(), headers={"Content-Length": str(length)}))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+        assert b"Content-Length: %d" % length in head
+        # the chunks that fit whole, then the cut: the client sees a body cut short
+        assert body == first
+        assert done.wait(5)
+        assert not extra, "the producer ran %d items past its overrun" % len(extra)
+        assert wait_for(lambda: app.connections.stats()["streams_active"] == 0)
+    assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_an_overrun_producer_whose_clean_up_is_slow_is_cut_off_at_once(caplog):
+    """The connection is cut (and the error logged) when the overflowing item is made, not
+    after the producer's finally:, however long that takes."""
+    release = threading.Event()
+    done = threading.Event()
+
+    def gen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            release.wait(10)
+            done.set()
+
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(gen(), headers={"Content-Length": "6"}))
+    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
+        try:
+            with RawClient(client.port, timeout=5) as c:
+                c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+                head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+                assert body == b"abcd"
+                assert not done.is_set()
+                assert any(r.exc_info and "Content-Length" in str(r.exc_info[1])
+                           for r in caplog.records)
+        finally:
+            release.set()
+        assert done.wait(5)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_error_closing_an_overrun_producer_is_logged(kind, caplog):
+    def gen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    async def agen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(gen() if kind == "sync" else agen(),
+                                                    headers={"Content-Length": "6"}))
+    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
+        with RawClient(client.port, timeout=5) as c:
+            c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert c.read_until_closed().endswith(b"\r\n\r\nabcd")
+        assert wait_for(lambda: any(r.exc_info and "clean-up failed" in str(r.exc_info[1])
+                                    for r in caplog.records))
+    assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
