@@ -13,9 +13,10 @@ import time
 import aiohttp
 import h11
 import pytest
+from _served import dechunk, read_to_eof, read_until, request, split_response, sse_hub_app
 from conftest import RawClient, header, wait_for
 
-from catzilla import Catzilla, Response, StreamingResponse
+from catzilla import Broadcast, Catzilla, Response, StreamingResponse
 from catzilla.testing import TestClient
 
 
@@ -759,3 +760,48 @@ def test_an_error_closing_an_overrun_producer_is_logged(kind, caplog):
         assert wait_for(lambda: any(r.exc_info and "clean-up failed" in str(r.exc_info[1])
                                     for r in caplog.records))
     assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
+
+
+# -- an exception once the head is out --------------------------------------------------------
+
+class FailingReplayHub(Broadcast):
+    def _replay(self, ch, last_event_id, upto):
+        raise RuntimeError("replay failed")
+
+
+@pytest.mark.parametrize("ping", [None, 30.0])
+def test_an_exception_after_the_head_is_not_a_second_response(ping, caplog):
+    """Whatever fails once the 200 head is out (here the hub's replay, inside the stream's
+    start) cuts that response off like a failed producer: no 500 inside the body, no
+    terminating chunk, the connection closes, the subscriber is not counted, no handle (the
+    ping timer) is left behind; the server goes on serving."""
+    hub = FailingReplayHub()
+    hub.publish("news", "one")
+    app = sse_hub_app(hub, ping=ping)
+    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
+        s = request(client.port, "/sub/news", b"Last-Event-ID: 1\r\n")
+        try:
+            raw = read_to_eof(s, timeout=5)
+        finally:
+            s.close()
+        head, body = split_response(raw)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"text/event-stream" in head
+        assert raw.count(b"HTTP/1.1 ") == 1 and b"Internal Server Error" not in raw
+        assert dechunk(body) == (b"", False)                  # cut off: no terminating chunk
+        assert hub.subscribers("news") == 0
+        assert wait_for(lambda: app.connections.stats()["streams_active"] == 0)
+        assert wait_for(lambda: len(app.connections) == 0)
+        assert client.get("/ok").text == "ok"
+        # a subscriber without a Last-Event-ID (no replay) is served as usual
+        s = request(client.port, "/sub/news")
+        try:
+            raw = read_until(s, b"\r\n\r\n")
+            assert wait_for(lambda: hub.subscribers("news") == 1)
+            hub.publish("news", "two")
+            read_until(s, b"data: two", raw)
+        finally:
+            s.close()
+        assert wait_for(lambda: hub.subscribers("news") == 0)
+    assert any("Exception starting the stream of GET /sub/news" in r.getMessage()
+               and r.exc_info and isinstance(r.exc_info[1], RuntimeError)
+               for r in caplog.records)
