@@ -5,11 +5,14 @@
 - ``request`` opens a raw socket and sends a GET; ``read_until``, ``read_to_eof``,
   ``read_to_close`` and ``read_response`` read from it, each with a time budget.
 - ``split_response``, ``dechunk`` and ``sse_events`` take a raw response apart.
-- ``sse_hub_app``: an app that tests of more than one file serve.
+- ``read_all`` sends bytes and reads until the server closes; ``parse`` reads those responses
+  with h11; ``head_lines`` picks a header's lines from a raw head.
+- ``framing_app`` and ``sse_hub_app``: apps that tests of more than one file serve.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -20,7 +23,16 @@ import textwrap
 import time
 from pathlib import Path
 
-from catzilla import Broadcast, Catzilla, EventSourceResponse
+import h11
+
+from catzilla import (
+    Broadcast,
+    Catzilla,
+    EventSourceResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 
 # -- a script run as a server process ---------------------------------------------------------
 
@@ -201,7 +213,87 @@ def sse_events(payload: bytes) -> list[dict]:
     return events
 
 
+# -- whole exchanges, parsed by h11 -----------------------------------------------------------
+
+def read_all(port: int, data: bytes) -> bytes:
+    """Send data (no half-close: the server must close by itself) and read until it does."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def parse(raw: bytes, methods: list[str]) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The responses in raw to requests made with methods, parsed by h11, and the bytes
+    after the last of them."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.receive_data(raw)
+    out = []
+    for method in methods:
+        if conn.our_state is h11.DONE:
+            conn.start_next_cycle()
+        conn.send(h11.Request(method=method, target="/", headers=[("Host", "t")]))
+        conn.send(h11.EndOfMessage())
+        status, body = None, b""
+        while True:
+            event = conn.next_event()
+            assert event is not h11.NEED_DATA, "incomplete response in %r" % raw
+            if isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        out.append((status, body))
+    return out, conn.trailing_data[0]
+
+
+def head_lines(raw: bytes, name: bytes) -> list[bytes]:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return [line for line in head.split(b"\r\n") if line.lower().startswith(name + b":")]
+
+
 # -- apps -------------------------------------------------------------------------------------
+
+def framing_app() -> Catzilla:
+    """Responses that set their own Content-Length (/cl/..., /stream/cl/...), a busy
+    /slow, and a JSON echo of method, path and body for any other path."""
+    app = Catzilla()
+
+    def cl(*values: str):
+        return [("Content-Length", v) for v in values]
+
+    # a handler that sets its own Content-Length (e.g. forwarding an upstream's headers)
+    framed = {
+        "/cl/one": cl("4"),
+        "/cl/same": cl("4", "4"),
+        "/cl/differ": cl("4", "40"),
+        "/cl/plus": cl("+4"),
+        "/cl/underscore": cl("0_4"),
+        "/cl/space": cl(" 4"),
+        "/cl/list": cl("4, 4"),
+        "/cl/empty": cl(""),
+    }
+    for path, headers in framed.items():
+        app.route(path, methods=["GET", "HEAD"])(
+            lambda request, h=headers: Response(b"0123", headers=h))
+        app.route("/stream" + path, methods=["GET", "HEAD"])(
+            lambda request, h=headers: StreamingResponse(iter([b"01", b"23"]), headers=h))
+
+    @app.route("/slow", methods=["GET", "HEAD"])
+    async def slow(request):
+        await asyncio.sleep(0)   # busy while the rest of the read is parsed
+        return Response(b"slow")
+
+    @app.route("/{rest:path}", methods=["GET", "HEAD", "POST"])
+    def echo(request):
+        return JSONResponse({"method": request.method, "path": request.raw_path.decode(),
+                             "body": request.body.decode("latin-1")})
+
+    return app
+
 
 def sse_hub_app(hub: Broadcast, ping: float | None = None) -> Catzilla:
     """/sub/{channel}: the hub's events from the Last-Event-ID on; /ok."""

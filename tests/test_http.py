@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import socket
 import time
 
 import pytest
-from conftest import RawClient, header
+from _served import framing_app, head_lines, parse, read_all
+from conftest import RawClient, fast_and_llhttp, header
 
 from catzilla import Catzilla, HTTPException, JSONResponse, Response
 from catzilla.testing import TestClient
@@ -411,3 +413,39 @@ def test_non_bytes_raw_header_is_a_500_not_a_crash():
     with TestClient(app) as client:
         assert client.get("/h").status == 500
         assert client.get("/h").status == 500
+
+
+# -- a Content-Length the handler sets --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def servers():
+    with fast_and_llhttp(framing_app) as clients:
+        yield clients
+
+
+@pytest.mark.parametrize("kind", ["", "/stream"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path, ok", [
+    ("/cl/one", True), ("/cl/same", True), ("/cl/differ", False), ("/cl/plus", False),
+    ("/cl/underscore", False), ("/cl/space", False), ("/cl/list", False), ("/cl/empty", False),
+])
+def test_a_response_content_length_is_plain_digits_and_one_value(servers, kind, method, path,
+                                                                 ok, caplog):
+    fast, _ = servers
+    caplog.set_level(logging.ERROR)
+    request = b"%s %s HTTP/1.1\r\nHost: t\r\n\r\n" % (method.encode(), (kind + path).encode())
+    raw = read_all(fast.port, request + b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close"
+                   b"\r\n\r\n")
+    (first, nxt), rest = parse(raw, [method, "GET"])
+    lengths = head_lines(raw, b"content-length")
+    if ok:
+        # several equal fields frame the body like one, and one line says it
+        assert first == (200, b"0123" if method == "GET" else b"")
+        assert lengths == [b"Content-Length: 4"]
+    else:
+        # the app's error, like a Content-Length that does not match the body: a logged 500
+        assert first[0] == 500
+        assert len(lengths) == 1 and lengths[0] != b"Content-Length: 4"
+        assert any("Content-Length" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    # the connection is still in step
+    assert nxt[0] == 200 and b'"path":"/next"' in nxt[1] and rest == b""

@@ -80,3 +80,15 @@ def test_chunk_framing_parses_and_skips_empty_chunks():
     _, body = parse_response(head + framed)
     assert body == b"".join(chunks)
     assert framed.startswith(b"1\r\na\r\nfff\r\n")
+
+
+# -- Content-Length fields and header values --------------------------------------------------
+
+def test_serialise_head_writes_one_content_length_of_equal_fields():
+    head = _core.serialise_head(200, [(b"Content-Length", b"7"), (b"content-length", b"7")])
+    assert head.lower().count(b"content-length") == 1 and b"Content-Length: 7\r\n" in head
+    for headers in ([(b"Content-Length", b"7"), (b"Content-Length", b"8")],
+                    [(b"Content-Length", b"-1")], [(b"Content-Length", b"7 ")],
+                    [(b"Content-Length", b"1" * 30)]):
+        with pytest.raises(ValueError):
+            _core.serialise_head(200, headers)
