@@ -1,5 +1,5 @@
-"""What a handler's response becomes on the wire: a Content-Length the handler sets and a status
-set to 1xx after the response was built."""
+"""What a handler's response becomes on the wire: a Content-Length the handler sets, a status set
+to 1xx after the response was built, and no default Content-Type on a 204 or 304."""
 
 from __future__ import annotations
 
@@ -86,3 +86,33 @@ def test_a_status_set_to_1xx_after_the_response_was_built_gets_a_500():
         c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         resp, _ = c.response()
         assert resp.status_code == 500
+
+
+# -- 204 and 304: no default Content-Type -----------------------------------------------------
+
+def test_204_and_304_get_no_default_content_type():
+    # RFC 9110 15.4.5: a 304 SHOULD NOT carry representation metadata; a 204 has no content
+    from catzilla import JSONResponse
+    for status in (204, 304):
+        assert Response(status_code=status).headers.get("content-type") is None
+        assert JSONResponse(None, status_code=status).headers.get("content-type") is None
+        # one the handler asks for is kept
+        assert Response(b"", status, content_type="text/html").headers["content-type"] == \
+            "text/html; charset=utf-8"
+    assert Response(b"x").headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_an_http_exception_304_on_the_wire_has_no_content_type():
+    from catzilla import HTTPException
+    app = Catzilla()
+
+    @app.get("/nm")
+    def not_modified(request):
+        raise HTTPException(304, headers={"ETag": '"v1"'})
+
+    with TestClient(app) as c, RawClient(c.port) as raw:
+        raw.send(b"GET /nm HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = raw.response()
+        names = [k for k, _ in resp.headers]
+        assert resp.status_code == 304 and body == b"" and b"content-type" not in names
+        assert (b"etag", b'"v1"') in resp.headers
