@@ -7,6 +7,7 @@
 - ``split_response``, ``dechunk`` and ``sse_events`` take a raw response apart.
 - ``read_all`` sends bytes and reads until the server closes; ``parse`` reads those responses
   with h11; ``head_lines`` picks a header's lines from a raw head.
+- ``get`` sends one request on a ``RawClient``; ``errors`` are catzilla's logged errors.
 - ``framing_app`` and ``sse_hub_app``: apps that tests of more than one file serve.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import h11
+from conftest import RawClient
 
 from catzilla import (
     Broadcast,
@@ -253,6 +256,17 @@ def parse(raw: bytes, methods: list[str]) -> tuple[list[tuple[int, bytes]], byte
 def head_lines(raw: bytes, name: bytes) -> list[bytes]:
     head = raw.split(b"\r\n\r\n", 1)[0]
     return [line for line in head.split(b"\r\n") if line.lower().startswith(name + b":")]
+
+
+# -- a request on a RawClient, and what catzilla logged ---------------------------------------
+
+def get(c: RawClient, path: str, extra: bytes = b"", method: str = "GET"):
+    c.send(method.encode() + b" " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n")
+    return c.response(method)
+
+
+def errors(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "catzilla" and r.levelno >= logging.ERROR]
 
 
 # -- apps -------------------------------------------------------------------------------------

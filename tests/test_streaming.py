@@ -13,7 +13,16 @@ import time
 import aiohttp
 import h11
 import pytest
-from _served import dechunk, read_to_eof, read_until, request, split_response, sse_hub_app
+from _served import (
+    dechunk,
+    errors,
+    get,
+    read_to_eof,
+    read_until,
+    request,
+    split_response,
+    sse_hub_app,
+)
 from conftest import RawClient, header, wait_for
 
 from catzilla import Broadcast, Catzilla, Response, StreamingResponse
@@ -655,6 +664,77 @@ def test_many_distinct_large_chunks_arrive_intact_under_back_pressure(framing):
             return digest.hexdigest()
 
         assert client.run(scenario()) == expected.hexdigest()
+
+
+# -- str chunks and their charset -------------------------------------------------------------
+
+def test_streamed_str_chunks_use_the_charset_of_the_content_type():
+    from catzilla import EventSourceResponse
+
+    async def agen():
+        yield "café "
+        yield b"\xe9"
+
+    app = Catzilla()
+    latin = "text/plain; charset=iso-8859-1"
+    app.add_route("/sync", lambda r: StreamingResponse(iter(["café ", "€"]),
+                                                       content_type="text/plain; charset=cp1252"))
+    app.add_route("/async", lambda r: StreamingResponse(agen(), content_type=latin))
+    app.add_route("/whole", lambda r: StreamingResponse("café", content_type=latin))
+    app.add_route("/default", lambda r: StreamingResponse(iter(["café"])))
+    app.add_route("/sse", lambda r: EventSourceResponse(iter(["data: café\n\n"]), ping=None,
+                                                        headers={"Content-Type": latin}))
+    with TestClient(app) as client:
+        assert client.get("/sync").content == b"caf\xe9 \x80"
+        assert client.get("/async").content == b"caf\xe9 \xe9"
+        assert client.get("/whole").content == b"caf\xe9"
+        assert client.get("/default").content == "café".encode()
+        assert client.get("/sse").content == "data: café\n\n".encode()   # SSE is UTF-8
+
+
+def test_a_stream_is_encoded_as_one_text_not_chunk_by_chunk():
+    chunks = ["ab", "日本", "cd", "語"]
+    app = Catzilla()
+    for codec in ("utf-16", "utf-8-sig", "iso2022_jp"):
+        app.add_route("/" + codec, lambda r, codec=codec: StreamingResponse(
+            iter(chunks), content_type="text/plain; charset=" + codec))
+
+    async def agen():
+        for chunk in chunks:
+            yield chunk
+
+    app.add_route("/async", lambda r: StreamingResponse(
+        agen(), content_type="text/plain; charset=iso2022_jp"))
+    with TestClient(app) as client:
+        for codec in ("utf-16", "utf-8-sig", "iso2022_jp"):
+            # one BOM at the start (UTF-16, UTF-8-SIG); ISO-2022-JP's closing escape at the end
+            assert client.get("/" + codec).content == "".join(chunks).encode(codec), codec
+        assert client.get("/async").content == "".join(chunks).encode("iso2022_jp")
+
+
+def test_a_streamed_str_chunk_the_charset_cannot_encode_breaks_only_its_stream(caplog):
+    app = Catzilla()
+    app.add_route("/bad", lambda r: StreamingResponse(iter(["ok ", "日本"]),
+                                                      content_type="text/plain; charset=latin-1"))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /bad HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = c.read_until_closed()
+    assert b"ok " in data and not data.endswith(b"0\r\n\r\n")   # truncated, no last chunk
+    assert any("UnicodeEncodeError" in (r.exc_text or r.getMessage()) for r in errors(caplog))
+
+
+def test_a_stream_with_framing_headers_that_disagree_is_a_500(caplog):
+    app = Catzilla()
+    app.add_route("/both", lambda r: StreamingResponse(
+        iter([b"hello"]), headers={"Content-Length": "5", "Transfer-Encoding": "chunked"}))
+    app.add_route("/gzip", lambda r: StreamingResponse(
+        iter([b"hello"]), headers={"Transfer-Encoding": "gzip"}))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        for path in ("/both", "/gzip"):
+            resp, body = get(c, path)
+            assert resp.status_code == 500, path   # before any of the body, and logged
+            assert b"hello" not in body
+    assert len(errors(caplog)) == 2
 
 
 # -- Content-Length overrun -------------------------------------------------------------------
