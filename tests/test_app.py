@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from _served import errors
 
 from catzilla import (
     Catzilla,
@@ -22,6 +25,8 @@ from catzilla import (
     Request,
     Response,
 )
+from catzilla.datastructures import QueryParams
+from catzilla.exceptions import RequestBodyError, RequestJSONError
 from catzilla.testing import TestClient
 
 
@@ -345,3 +350,110 @@ def test_second_signal_stops_waiting_for_a_sleeping_producer():
     assert proc.returncode == 0, err
     assert "exited cleanly" in out and "Traceback" not in err
     assert elapsed < 2.5
+
+
+# -- request bodies: json(), text(), form() ---------------------------------------------------
+
+def body_app():
+    app = Catzilla()
+
+    @app.post("/json")
+    def as_json(request):
+        return {"received": request.json()}
+
+    @app.post("/ajson")
+    async def as_json_async(request):            # the README's /items handler shape
+        return {"received": request.json()}
+
+    @app.post("/text")
+    def as_text(request):
+        return {"text": request.text()}
+
+    @app.post("/caught")
+    def caught(request):
+        kinds = []
+        for kind in (ValueError, json.JSONDecodeError, HTTPException, RequestBodyError):
+            try:
+                request.json()
+            except kind as exc:
+                kinds.append(type(exc).__name__)
+        return {"caught": kinds}
+
+    @app.post("/server-bug")
+    def server_bug(request):
+        return request.text(encoding="no-such-codec")       # the handler's own mistake
+
+    return app
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (b"{not json", "Expecting property name"),
+    (b"", "the body is empty"),
+    (b'"\xff"', "can't decode byte 0xff"),
+    (b"[" * 100000 + b"]" * 100000, "Nesting too deep"),
+    (b"1" * 5000, "Exceeds the limit"),
+    (b'{"a": 1} x', "Extra data"),
+], ids=["invalid", "empty", "not-utf8", "deep", "huge-int", "extra-data"])
+def test_bad_json_bodies_are_400_and_not_logged(caplog, body, fragment):
+    with caplog.at_level(logging.WARNING, logger="catzilla"), TestClient(body_app()) as client:
+        for path in ("/json", "/ajson"):
+            r = client.post(path, data=body, headers={"Content-Type": "application/json"})
+            assert r.status == 400
+            assert r.json()["detail"].startswith("Invalid JSON in the request body: ")
+            assert fragment in r.json()["detail"]
+        assert client.post("/json", data=b'{"a": [1]}').json() == {"received": {"a": [1]}}
+    assert errors(caplog) == []
+
+
+def test_bad_json_is_still_catchable_as_value_error_and_json_decode_error():
+    with TestClient(body_app()) as client:
+        r = client.post("/caught", data=b"{oops")
+        assert r.json() == {"caught": ["RequestJSONError"] * 4}
+
+
+def test_request_json_error_is_a_json_decode_error():
+    exc = RequestJSONError("Expecting value", '{"a":\n  x}', 9)
+    assert isinstance(exc, json.JSONDecodeError) and isinstance(exc, ValueError)
+    assert isinstance(exc, HTTPException) and exc.status_code == 400
+    assert (exc.msg, exc.pos, exc.lineno, exc.colno) == ("Expecting value", 9, 2, 4)
+    assert exc.detail == ("Invalid JSON in the request body: "
+                          "Expecting value: line 2 column 4 (char 9)")
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is RequestJSONError and again.detail == exc.detail
+    assert pickle.loads(pickle.dumps(RequestBodyError("x"))).detail == "x"
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain; charset=no-such-charset", "text/plain; charset=base64", "text/plain; charset=",
+])
+def test_text_with_a_charset_python_lacks_is_400(caplog, content_type):
+    with caplog.at_level(logging.WARNING, logger="catzilla"), TestClient(body_app()) as client:
+        r = client.post("/text", data=b"hi", headers={"Content-Type": content_type})
+        if content_type.endswith("="):              # no charset at all: UTF-8
+            assert r.status == 200 and r.json() == {"text": "hi"}
+        else:
+            assert r.status == 400 and "Unsupported charset" in r.json()["detail"]
+    assert errors(caplog) == []
+
+
+def test_text_decodes_known_charsets_and_replaces_bad_bytes(caplog):
+    with TestClient(body_app()) as client:
+        r = client.post("/text", data="café".encode("latin-1"),
+                        headers={"Content-Type": "text/plain; charset=latin-1"})
+        assert r.json() == {"text": "café"}
+        r = client.post("/text", data=b"caf\xff", headers={"Content-Type": "text/plain"})
+        assert r.json() == {"text": "caf\ufffd"}
+        with caplog.at_level(logging.ERROR, logger="catzilla"):
+            assert client.post("/server-bug", data=b"x").status == 500
+    assert len(errors(caplog)) == 1
+
+
+def test_form_decodes_raw_utf8_and_escapes_alike():
+    app = Catzilla()
+    app.add_route("/form", lambda r: dict(r.form().multi_items()), ["POST"])
+    with TestClient(app) as client:
+        r = client.post("/form", data="name=café&city=Zürich%20Nord&x=%C3%A9+%E2%82%AC&b=\xff"
+                        .encode("utf-8")[:-2] + b"\xff",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.json() == {"name": "café", "city": "Zürich Nord", "x": "é €", "b": "\ufffd"}
+    assert QueryParams("a=é".encode())["a"] == "é"

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from _served import dechunk, read_until, request, split_response, sse_events, sse_hub_app
 from conftest import wait_for
 
 from catzilla import Broadcast, Catzilla, EventSourceResponse, JSONResponse
@@ -470,3 +471,103 @@ def test_pings_arrive_when_idle_and_are_pushed_back_by_events():
             s.resp.close()
 
         client.run(main())
+
+
+# -- ids that are not numbers, and publishes the encoder refuses ------------------------------
+
+def test_an_id_is_a_number_only_in_ascii_digits_of_a_sane_length():
+    hub = Broadcast()
+    hub.publish("c", "one")
+    hub.publish("c", "two")
+    ch = hub._channels["c"]
+    for bad in ("\u00b2", "\u00b9\u00b2", "\u0661", "9" * 4400, "9" * 21):
+        notice, *rest = hub._replay(ch, bad, ch.seq)
+        assert notice.startswith(b"event: lost\n")
+        assert json.loads(notice.split(b"data: ", 1)[1]) == {
+            "lost": None, "last_event_id": bad, "resumed_from": "1"}
+        assert rest == [p for _, _, p in ch.history]
+    assert hub._replay(ch, "1", ch.seq) == [ch.history[1][2]]
+    assert hub._replay(ch, "01", ch.seq) == [ch.history[1][2]]      # a number, not in history
+    # an explicit id of that kind is not a number either: the automatic ids go on from 3
+    assert hub.publish("c", "x", id="\u00b2") == 0
+    assert hub.publish("c", "y", id="9" * 4400) == 0
+    hub.publish("c", "z")
+    assert [i for _, i, _ in ch.history][-1] == "3"
+    assert hub._replay(ch, "\u00b2", ch.seq) == [ch.history[-2][2], ch.history[-1][2]]
+
+
+@pytest.mark.parametrize("last_id", [b"9" * 4400, b"\xb2", b"\xb9"],
+                         ids=["4400-ascii-digits", "superscript-two", "superscript-one"])
+def test_a_last_event_id_that_int_refuses_is_an_unknown_id(last_id):
+    hub = Broadcast()
+    hub.publish("news", "one")
+    hub.publish("news", "two")
+    app = sse_hub_app(hub)
+    with TestClient(app) as client:
+        s = request(client.port, "/sub/news", b"Last-Event-ID: " + last_id + b"\r\n")
+        try:
+            raw = read_until(s, b"data: two")
+            assert wait_for(lambda: hub.subscribers("news") == 1)
+            hub.publish("news", "three")                 # the stream goes on, live
+            raw = read_until(s, b"data: three\n\n\r\n", raw)   # the whole chunk: parsed
+            head, body = split_response(raw)
+            assert raw.count(b"HTTP/1.1 ") == 1 and head.startswith(b"HTTP/1.1 200 ")
+            events = sse_events(dechunk(body)[0])
+            assert events[0]["event"] == "lost"
+            assert json.loads(events[0]["data"]) == {
+                "lost": None, "last_event_id": last_id.decode("latin-1"), "resumed_from": "1"}
+            assert [(e.get("id"), e["data"]) for e in events[1:]] == [
+                ("1", "one"), ("2", "two"), ("3", "three")]
+        finally:
+            s.close()
+        assert wait_for(lambda: hub.subscribers("news") == 0)
+        assert wait_for(lambda: app.connections.stats()["streams_active"] == 0)
+
+
+def test_a_refused_publish_uses_up_no_id_and_makes_no_channel():
+    hub = Broadcast(history=1)
+    hub.publish("c", "first")
+    refused = [
+        dict(data={"price": float("nan")}),
+        dict(data=object()),
+        dict(data="x", event="a\nb"),
+        dict(data="x", event=3),
+        dict(data="x", id="a\nb"),
+    ]
+    for kw in refused:
+        with pytest.raises((ValueError, TypeError)):
+            hub.publish("c", **kw)
+        with pytest.raises((ValueError, TypeError)):
+            hub.publish("fresh", **kw)
+    assert "fresh" not in hub.channels()
+    assert hub.stats()["c"].published == 1 and hub.stats()["c"].last_id == 1
+    hub.publish("c", "second", event="e")
+    hub.publish("c", None)                               # an event with only its id
+    ch = hub._channels["c"]
+    assert [i for _, i, _ in ch.history] == ["3"]
+    assert ch.history[0][2] == b"id: 3\n\n"
+    hub2 = Broadcast()
+    hub2.publish("c", "second", event="e")
+    assert hub2._channels["c"].history[0][2] == b"event: e\nid: 1\ndata: second\n\n"
+
+
+def test_a_client_resuming_across_a_refused_publish_is_not_told_of_a_loss():
+    hub = Broadcast(history=1)
+    app = sse_hub_app(hub)
+    hub.publish("news", "first")                         # the client saw this one
+    with pytest.raises(ValueError):
+        hub.publish("news", {"price": float("nan")})
+    hub.publish("news", "second")
+    with TestClient(app) as client:
+        s = request(client.port, "/sub/news", b"Last-Event-ID: 1\r\n")
+        try:
+            raw = read_until(s, b"data: second")
+            assert wait_for(lambda: hub.subscribers("news") == 1)
+            hub.publish("news", "third")
+            raw = read_until(s, b"data: third\n\n\r\n", raw)   # the whole chunk: parsed
+        finally:
+            s.close()
+        events = sse_events(dechunk(split_response(raw)[1])[0])
+        assert [(e.get("event"), e.get("id"), e["data"]) for e in events] == [
+            (None, "2", "second"), (None, "3", "third")]
+        assert wait_for(lambda: hub.subscribers("news") == 0)

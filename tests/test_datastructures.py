@@ -47,3 +47,7 @@ def test_json_response_refuses_a_cycle():
     cycle.append(cycle)
     with pytest.raises((ValueError, RecursionError)):
         JSONResponse(cycle)
+
+
+def test_json_response_unaffected():
+    assert JSONResponse({"a": "é"}).body == '{"a":"é"}'.encode()

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import socket
 import time
 
 import pytest
-from conftest import RawClient, header
+from _served import framing_app, head_lines, parse, read_all
+from conftest import RawClient, fast_and_llhttp, header
 
-from catzilla import Catzilla, HTTPException, JSONResponse, Response
+from catzilla import (
+    Catzilla,
+    FileResponse,
+    HTTPException,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from catzilla.testing import TestClient
 
 
@@ -432,3 +441,158 @@ def test_non_bytes_raw_header_is_a_500_not_a_crash():
     with TestClient(app) as client:
         assert client.get("/h").status == 500
         assert client.get("/h").status == 500
+
+
+# -- a Content-Length the handler sets --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def servers():
+    with fast_and_llhttp(framing_app) as clients:
+        yield clients
+
+
+@pytest.mark.parametrize("kind", ["", "/stream"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path, ok", [
+    ("/cl/one", True), ("/cl/same", True), ("/cl/differ", False), ("/cl/plus", False),
+    ("/cl/underscore", False), ("/cl/space", False), ("/cl/list", False), ("/cl/empty", False),
+])
+def test_a_response_content_length_is_plain_digits_and_one_value(servers, kind, method, path,
+                                                                 ok, caplog):
+    fast, _ = servers
+    caplog.set_level(logging.ERROR)
+    request = b"%s %s HTTP/1.1\r\nHost: t\r\n\r\n" % (method.encode(), (kind + path).encode())
+    raw = read_all(fast.port, request + b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close"
+                   b"\r\n\r\n")
+    (first, nxt), rest = parse(raw, [method, "GET"])
+    lengths = head_lines(raw, b"content-length")
+    if ok:
+        # several equal fields frame the body like one, and one line says it
+        assert first == (200, b"0123" if method == "GET" else b"")
+        assert lengths == [b"Content-Length: 4"]
+    else:
+        # the app's error, like a Content-Length that does not match the body: a logged 500
+        assert first[0] == 500
+        assert len(lengths) == 1 and lengths[0] != b"Content-Length: 4"
+        assert any("Content-Length" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    # the connection is still in step
+    assert nxt[0] == 200 and b'"path":"/next"' in nxt[1] and rest == b""
+
+
+# -- 204, 304, bad bodies and header values, streams cut short --------------------------------
+
+@pytest.fixture(scope="module")
+def odd_responses(tmp_path_factory):
+    path = tmp_path_factory.mktemp("files") / "f.bin"
+    path.write_bytes(b"x" * 1000)
+    app = Catzilla()
+
+    @app.get("/204/length")
+    def length_204(request):
+        return Response(status_code=204, headers={"Content-Length": "5"})
+
+    @app.get("/204/chunked")
+    def chunked_204(request):
+        return Response(status_code=204, headers={"Transfer-Encoding": "chunked"})
+
+    @app.get("/204/file")
+    def file_204(request):
+        return FileResponse(str(path), status_code=204)
+
+    @app.get("/304/length")
+    def length_304(request):
+        return Response(status_code=304, headers={"Content-Length": "1000", "ETag": '"a"'})
+
+    @app.get("/int-body")
+    def int_body(request):
+        r = Response(b"")
+        r.body = 12   # bytes(12) would be twelve NULs
+        return r
+
+    @app.get("/none-header")
+    def none_header(request):
+        return Response(b"x", headers={"X-Maybe": None})
+
+    @app.get("/ok")
+    def ok(request):
+        return Response(b"fine")
+
+    def parts(fail):
+        yield b"part1;"
+        if fail:
+            raise RuntimeError("the producer fails")
+        yield b"part2;"
+
+    @app.get("/stream/{how}")
+    def stream(request):
+        return StreamingResponse(parts(request.path_params["how"] == "fail"))
+
+    with TestClient(app) as c:
+        yield c
+
+
+def head_of(raw: bytes) -> bytes:
+    return raw.partition(b"\r\n\r\n")[0].lower()
+
+
+@pytest.mark.parametrize("path", ["/204/length", "/204/chunked", "/204/file"])
+def test_a_204_carries_no_framing_header_and_the_connection_goes_on(odd_responses, path):
+    # RFC 9110 8.6 and RFC 9112 6.1: no Content-Length, no Transfer-Encoding on a 204
+    with socket.create_connection(("127.0.0.1", odd_responses.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\nGET /ok HTTP/1.1\r\nHost: t\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    first, _, rest = raw.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 204 ")
+    assert b"content-length" not in first.lower() and b"transfer-encoding" not in first.lower()
+    assert rest.startswith(b"HTTP/1.1 200 ") and rest.endswith(b"\r\n\r\nfine")
+
+
+def test_a_304_keeps_its_content_length(odd_responses):
+    with RawClient(odd_responses.port) as c:
+        c.send(b"GET /304/length HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp, body = c.response()
+        assert resp.status_code == 304 and body == b""
+        assert (b"content-length", b"1000") in resp.headers
+
+
+@pytest.mark.parametrize("path", ["/int-body", "/none-header"])
+def test_a_bad_body_or_header_value_is_a_500(odd_responses, path, caplog):
+    with RawClient(odd_responses.port) as c:
+        c.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        resp, body = c.response()
+        assert resp.status_code == 500 and b"\x00" not in body
+    assert any(r.levelname == "ERROR" for r in caplog.records)
+
+
+def read_until_end(sock: socket.socket) -> tuple[bytes, str]:
+    raw = b""
+    try:
+        while chunk := sock.recv(65536):
+            raw += chunk
+    except ConnectionResetError:
+        return raw, "reset"
+    return raw, "fin"
+
+
+def test_an_http10_stream_cut_short_ends_with_a_reset(odd_responses):
+    # a close-delimited body has no other way to say it is incomplete (RFC 9112 8)
+    for how, end, body in (("ok", "fin", b"part1;part2;"), ("fail", "reset", b"part1;")):
+        with socket.create_connection(("127.0.0.1", odd_responses.port), timeout=10) as sock:
+            sock.sendall(f"GET /stream/{how} HTTP/1.0\r\nHost: t\r\n\r\n".encode())
+            raw, how_it_ended = read_until_end(sock)
+        assert how_it_ended == end, (how, raw)
+        assert b"transfer-encoding" not in head_of(raw)
+        if end == "fin":
+            assert raw.endswith(b"\r\n\r\n" + body)
+
+
+def test_an_http11_stream_cut_short_still_ends_with_a_fin(odd_responses):
+    # (chunked framing says it: no last chunk)
+    with socket.create_connection(("127.0.0.1", odd_responses.port), timeout=10) as sock:
+        sock.sendall(b"GET /stream/fail HTTP/1.1\r\nHost: t\r\n\r\n")
+        raw, how_it_ended = read_until_end(sock)
+    assert how_it_ended == "fin"
+    assert raw.endswith(b"6\r\npart1;\r\n") and not raw.endswith(b"0\r\n\r\n")

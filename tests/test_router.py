@@ -1,13 +1,18 @@
-"""Tests for catzilla._router (the trie router), without sockets."""
+"""Tests for catzilla._router (the trie router), without sockets; at the end, its int and float
+converters over real sockets."""
 from __future__ import annotations
 
+import logging
 import math
 import random
 from urllib.parse import unquote
 
 import pytest
+from _served import errors
 
+from catzilla import Catzilla
 from catzilla._router import Route, Router
+from catzilla.testing import TestClient
 
 NOT_FOUND = (404, None, None)
 
@@ -924,3 +929,45 @@ def test_matches_brute_force_reference_on_random_tables():
                 method, path, registrations)
             checked += 1
     assert checked == 60 * 150
+
+
+# -- the int and float converters over real sockets -------------------------------------------
+
+def converter_app():
+    app = Catzilla()
+    app.add_route("/n/{n:int}", lambda r: {"n": str(r.path_params["n"])[:8]})
+    app.add_route("/price/{p:float}", lambda r: {"p": r.path_params["p"]})
+    return app
+
+
+def test_int_with_more_digits_than_python_converts_is_404(caplog):
+    with caplog.at_level(logging.WARNING, logger="catzilla"), TestClient(converter_app()) as c:
+        assert c.get("/n/" + "9" * 4300).status == 200
+        for digits in (4301, 5000):
+            r = c.get("/n/" + "9" * digits)
+            assert r.status == 404 and r.json() == {"detail": "Not Found"}
+        assert c.get("/n/-" + "1" * 30).json() == {"n": "-1111111"}
+    assert errors(caplog) == []
+
+
+@pytest.mark.parametrize("raw,value", [
+    ("1.5", 1.5), ("-2", -2.0), ("+2", 2.0), (".5", 0.5), ("5.", 5.0), ("1e3", 1000.0),
+    ("-1.5E-2", -0.015), ("007", 7.0),
+    ("1_000", None), ("%D9%A1%D9%A2", None), ("%EF%BC%91", None), ("nan", None),
+    ("inf", None), ("-Infinity", None), ("1e400", None), ("%201", None), ("1%20", None),
+    ("0x10", None), ("1e", None), ("1.2.3", None), ("-", None), ("e5", None),
+])
+def test_float_accepts_only_ascii_decimal_forms(raw, value):
+    with TestClient(converter_app()) as c:
+        r = c.get("/price/" + raw)
+        if value is None:
+            assert r.status == 404
+        else:
+            assert r.status == 200 and r.json() == {"p": value}
+
+
+def test_int_and_float_agree_on_odd_forms():
+    with TestClient(converter_app()) as c:
+        for raw in ("1_000", "%D9%A1%D9%A2", "%EF%BC%91%EF%BC%92"):
+            assert c.get("/n/" + raw).status == 404
+            assert c.get("/price/" + raw).status == 404

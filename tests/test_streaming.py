@@ -4,6 +4,7 @@ disconnects, the connection registry, graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import socket
 import threading
@@ -12,9 +13,19 @@ import time
 import aiohttp
 import h11
 import pytest
+from _served import (
+    dechunk,
+    errors,
+    get,
+    read_to_eof,
+    read_until,
+    request,
+    split_response,
+    sse_hub_app,
+)
 from conftest import RawClient, header, wait_for
 
-from catzilla import Catzilla, Response, StreamingResponse
+from catzilla import Broadcast, Catzilla, Response, StreamingResponse
 from catzilla.testing import TestClient
 
 
@@ -653,3 +664,224 @@ def test_many_distinct_large_chunks_arrive_intact_under_back_pressure(framing):
             return digest.hexdigest()
 
         assert client.run(scenario()) == expected.hexdigest()
+
+
+# -- str chunks and their charset -------------------------------------------------------------
+
+def test_streamed_str_chunks_use_the_charset_of_the_content_type():
+    from catzilla import EventSourceResponse
+
+    async def agen():
+        yield "café "
+        yield b"\xe9"
+
+    app = Catzilla()
+    latin = "text/plain; charset=iso-8859-1"
+    app.add_route("/sync", lambda r: StreamingResponse(iter(["café ", "€"]),
+                                                       content_type="text/plain; charset=cp1252"))
+    app.add_route("/async", lambda r: StreamingResponse(agen(), content_type=latin))
+    app.add_route("/whole", lambda r: StreamingResponse("café", content_type=latin))
+    app.add_route("/default", lambda r: StreamingResponse(iter(["café"])))
+    app.add_route("/sse", lambda r: EventSourceResponse(iter(["data: café\n\n"]), ping=None,
+                                                        headers={"Content-Type": latin}))
+    with TestClient(app) as client:
+        assert client.get("/sync").content == b"caf\xe9 \x80"
+        assert client.get("/async").content == b"caf\xe9 \xe9"
+        assert client.get("/whole").content == b"caf\xe9"
+        assert client.get("/default").content == "café".encode()
+        assert client.get("/sse").content == "data: café\n\n".encode()   # SSE is UTF-8
+
+
+def test_a_stream_is_encoded_as_one_text_not_chunk_by_chunk():
+    chunks = ["ab", "日本", "cd", "語"]
+    app = Catzilla()
+    for codec in ("utf-16", "utf-8-sig", "iso2022_jp"):
+        app.add_route("/" + codec, lambda r, codec=codec: StreamingResponse(
+            iter(chunks), content_type="text/plain; charset=" + codec))
+
+    async def agen():
+        for chunk in chunks:
+            yield chunk
+
+    app.add_route("/async", lambda r: StreamingResponse(
+        agen(), content_type="text/plain; charset=iso2022_jp"))
+    with TestClient(app) as client:
+        for codec in ("utf-16", "utf-8-sig", "iso2022_jp"):
+            # one BOM at the start (UTF-16, UTF-8-SIG); ISO-2022-JP's closing escape at the end
+            assert client.get("/" + codec).content == "".join(chunks).encode(codec), codec
+        assert client.get("/async").content == "".join(chunks).encode("iso2022_jp")
+
+
+def test_a_streamed_str_chunk_the_charset_cannot_encode_breaks_only_its_stream(caplog):
+    app = Catzilla()
+    app.add_route("/bad", lambda r: StreamingResponse(iter(["ok ", "日本"]),
+                                                      content_type="text/plain; charset=latin-1"))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /bad HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = c.read_until_closed()
+    assert b"ok " in data and not data.endswith(b"0\r\n\r\n")   # truncated, no last chunk
+    assert any("UnicodeEncodeError" in (r.exc_text or r.getMessage()) for r in errors(caplog))
+
+
+def test_a_stream_with_framing_headers_that_disagree_is_a_500(caplog):
+    app = Catzilla()
+    app.add_route("/both", lambda r: StreamingResponse(
+        iter([b"hello"]), headers={"Content-Length": "5", "Transfer-Encoding": "chunked"}))
+    app.add_route("/gzip", lambda r: StreamingResponse(
+        iter([b"hello"]), headers={"Transfer-Encoding": "gzip"}))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        for path in ("/both", "/gzip"):
+            resp, body = get(c, path)
+            assert resp.status_code == 500, path   # before any of the body, and logged
+            assert b"hello" not in body
+    assert len(errors(caplog)) == 2
+
+
+# -- Content-Length overrun -------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind,first,over", [
+    ("sync", b"abcd", b"efgh"),
+    ("sync", b"a" * 40_000, b"b" * 40_000),     # written by the producer thread itself
+    ("async", b"abcd", b"efgh"),
+], ids=["sync-small", "sync-direct", "async"])
+def test_an_overrun_stops_the_producer_at_the_chunk_that_overflows(kind, first, over, caplog):
+    length = len(first) + len(over) // 2
+    extra = []
+    done = threading.Event()
+
+    def gen():
+        try:
+            yield first
+            yield over
+            while True:
+                extra.append(1)
+                yield b"z"
+        finally:
+            done.set()
+
+    async def agen():
+        try:
+            yield first
+            yield over
+            while True:
+                extra.append(1)
+                yield b"z"
+        finally:
+            done.set()
+
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(
+        gen() if kind == "sync" else agen(), headers={"Content-Length": str(length)}))
+    with TestClient(app) as client, RawClient(client.port) as c:
+        c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+        assert b"Content-Length: %d" % length in head
+        # the chunks that fit whole, then the cut: the client sees a body cut short
+        assert body == first
+        assert done.wait(5)
+        assert not extra, "the producer ran %d items past its overrun" % len(extra)
+        assert wait_for(lambda: app.connections.stats()["streams_active"] == 0)
+    assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_an_overrun_producer_whose_clean_up_is_slow_is_cut_off_at_once(caplog):
+    """The connection is cut (and the error logged) when the overflowing item is made, not
+    after the producer's finally:, however long that takes."""
+    release = threading.Event()
+    done = threading.Event()
+
+    def gen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            release.wait(10)
+            done.set()
+
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(gen(), headers={"Content-Length": "6"}))
+    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
+        try:
+            with RawClient(client.port, timeout=5) as c:
+                c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+                head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
+                assert body == b"abcd"
+                assert not done.is_set()
+                assert any(r.exc_info and "Content-Length" in str(r.exc_info[1])
+                           for r in caplog.records)
+        finally:
+            release.set()
+        assert done.wait(5)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_error_closing_an_overrun_producer_is_logged(kind, caplog):
+    def gen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    async def agen():
+        try:
+            yield b"abcd"
+            yield b"efgh"
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    app = Catzilla()
+    app.add_route("/s", lambda r: StreamingResponse(gen() if kind == "sync" else agen(),
+                                                    headers={"Content-Length": "6"}))
+    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
+        with RawClient(client.port, timeout=5) as c:
+            c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert c.read_until_closed().endswith(b"\r\n\r\nabcd")
+        assert wait_for(lambda: any(r.exc_info and "clean-up failed" in str(r.exc_info[1])
+                                    for r in caplog.records))
+    assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
+
+
+# -- an exception once the head is out --------------------------------------------------------
+
+class FailingReplayHub(Broadcast):
+    def _replay(self, ch, last_event_id, upto):
+        raise RuntimeError("replay failed")
+
+
+@pytest.mark.parametrize("ping", [None, 30.0])
+def test_an_exception_after_the_head_is_not_a_second_response(ping, caplog):
+    """Whatever fails once the 200 head is out (here the hub's replay, inside the stream's
+    start) cuts that response off like a failed producer: no 500 inside the body, no
+    terminating chunk, the connection closes, the subscriber is not counted, no handle (the
+    ping timer) is left behind; the server goes on serving."""
+    hub = FailingReplayHub()
+    hub.publish("news", "one")
+    app = sse_hub_app(hub, ping=ping)
+    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
+        s = request(client.port, "/sub/news", b"Last-Event-ID: 1\r\n")
+        try:
+            raw = read_to_eof(s, timeout=5)
+        finally:
+            s.close()
+        head, body = split_response(raw)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"text/event-stream" in head
+        assert raw.count(b"HTTP/1.1 ") == 1 and b"Internal Server Error" not in raw
+        assert dechunk(body) == (b"", False)                  # cut off: no terminating chunk
+        assert hub.subscribers("news") == 0
+        assert wait_for(lambda: app.connections.stats()["streams_active"] == 0)
+        assert wait_for(lambda: len(app.connections) == 0)
+        assert client.get("/ok").text == "ok"
+        # a subscriber without a Last-Event-ID (no replay) is served as usual
+        s = request(client.port, "/sub/news")
+        try:
+            raw = read_until(s, b"\r\n\r\n")
+            assert wait_for(lambda: hub.subscribers("news") == 1)
+            hub.publish("news", "two")
+            read_until(s, b"data: two", raw)
+        finally:
+            s.close()
+        assert wait_for(lambda: hub.subscribers("news") == 0)
+    assert any("Exception starting the stream of GET /sub/news" in r.getMessage()
+               and r.exc_info and isinstance(r.exc_info[1], RuntimeError)
+               for r in caplog.records)

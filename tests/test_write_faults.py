@@ -401,8 +401,8 @@ SUBSET = [
     "tests/test_direct_writes.py",
     "tests/test_sse.py",
     "tests/test_broadcast.py",
-    "tests/test_stream_eof_review.py",
-    "tests/test_shutdown_and_hub_review.py",
+    "tests/test_transport.py",
+    "tests/test_shutdown.py",
     "tests/test_http.py::test_keep_alive_serves_many_requests_on_one_connection",
     "tests/test_http.py::test_pipelined_requests_are_answered_in_order_even_across_async_handlers",
     "tests/test_http.py::test_many_pipelined_requests_in_one_write",
@@ -428,19 +428,17 @@ DESELECT = [
     "tests/test_broadcast.py::test_pings_arrive_when_idle_and_are_pushed_back_by_events",
     "tests/test_streaming.py::"
     "test_disconnect_runs_finally_before_next_heartbeat_and_leaves_registry",
-    "tests/test_shutdown_and_hub_review.py::"
-    "test_the_registry_can_be_read_from_a_producer_thread_while_connections_come_and_go",
-    "tests/test_stream_eof_review.py::"
+    "tests/test_transport.py::"
     "test_requests_with_bodies_behind_a_stream_are_not_read_on",
-    "tests/test_stream_eof_review.py::"
+    "tests/test_transport.py::"
     "test_a_client_leaving_with_requests_queued_behind_its_stream_is_noticed",
     # These assume that requests sent in one sendall reach the server in one read. A short
     # write of the client's splits them, and the server by design reads nothing more once a
     # request waits behind a stream, or while a response is backed up: the requests after
     # are never read while the test waits for them (it reads no response meanwhile).
-    "tests/test_stream_eof_review.py::"
+    "tests/test_transport.py::"
     "test_requests_sent_while_a_stream_runs_are_answered_after_it",
-    "tests/test_stream_eof_review.py::"
+    "tests/test_transport.py::"
     "test_a_stream_that_starts_behind_a_backed_up_response_notices_its_client_leaving",
 ]
 # Each of catzilla's write paths, as the shim sees it: (calls, the object that makes them).

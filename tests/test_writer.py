@@ -80,3 +80,30 @@ def test_chunk_framing_parses_and_skips_empty_chunks():
     _, body = parse_response(head + framed)
     assert body == b"".join(chunks)
     assert framed.startswith(b"1\r\na\r\nfff\r\n")
+
+
+# -- Content-Length fields and header values --------------------------------------------------
+
+def test_serialise_head_writes_one_content_length_of_equal_fields():
+    head = _core.serialise_head(200, [(b"Content-Length", b"7"), (b"content-length", b"7")])
+    assert head.lower().count(b"content-length") == 1 and b"Content-Length: 7\r\n" in head
+    for headers in ([(b"Content-Length", b"7"), (b"Content-Length", b"8")],
+                    [(b"Content-Length", b"-1")], [(b"Content-Length", b"7 ")],
+                    [(b"Content-Length", b"1" * 30)]):
+        with pytest.raises(ValueError):
+            _core.serialise_head(200, headers)
+
+
+def test_header_values_refuse_every_control_but_htab():
+    bad = [c for c in range(32) if c != 9] + [127]
+    for c in range(256):
+        for value in (bytes([c]), b"abcdefghij" + bytes([c]) + b"k", b"x" * 17 + bytes([c])):
+            if c in bad:
+                with pytest.raises(ValueError, match="response header b'X'"):
+                    _core.serialise_head(200, [(b"X", value)], 0)
+            else:
+                assert b"\r\nX: " + value + b"\r\n" in _core.serialise_head(200, [(b"X", value)], 0)
+    with pytest.raises(ValueError, match="control character 0x1b"):
+        _core.serialise_head(200, [(b"X", b"\ta\x1b")], 0)
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        _core.serialise_head(200, [(b"X", b"a\tb" * 10 + b"\n")], 0)

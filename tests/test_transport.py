@@ -1,11 +1,11 @@
-"""Found by a review of the streaming engine: a client that leaves (FIN, half-close or close)
-after its stream once backed up past write_high_water is noticed at once; a producer that
-overruns its Content-Length is stopped at the chunk that overflows."""
+"""The transport over real loopback sockets: a client that leaves (FIN, half-close or close) is
+noticed at once, also after its stream backed up past write_high_water and while reading is held
+off behind a stream; behind a running stream, requests are read on and wait their turn, uploads
+are not read on."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import threading
 
@@ -16,6 +16,8 @@ from catzilla import Catzilla, EventSourceResponse, FileResponse, Response, Stre
 from catzilla.testing import TestClient
 
 HIGH, LOW = 64 * 1024, 16 * 1024
+
+
 MARK = b"<end of the burst>"
 
 
@@ -79,6 +81,8 @@ class _Burst:
         finally:
             self.done.set()
 
+
+# -- a client leaving after its writes backed up ----------------------------------------------
 
 @pytest.mark.parametrize("how", ["close", "half-close"])
 @pytest.mark.parametrize("kind,size", [
@@ -151,6 +155,26 @@ def test_a_stream_that_starts_behind_a_backed_up_response_notices_its_client_lea
         assert burst.done.wait(5)
 
 
+@pytest.mark.parametrize("how", ["close", "half-close"])
+def test_a_file_download_notices_its_client_leaving(tmp_path, how):
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"f" * (64 << 20))
+    app = Catzilla(write_high_water=HIGH, write_low_water=LOW)
+    app.add_route("/f", lambda r: FileResponse(path))
+    with TestClient(app) as client, RawClient(client.port, rcvbuf=8192) as c:
+        c.send(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert wait_for(lambda: any(conn.stream is not None and conn.stream.sent > 0
+                                    for conn in app.connections))
+        if how == "half-close":
+            c.sock.shutdown(socket.SHUT_WR)   # unread bytes stay unread: no reset
+        else:
+            c.sock.close()
+        assert wait_for(lambda: len(app.connections) == 0, 3), client.server.debug_state()
+        assert wait_for(lambda: client.server.debug_state()["fd_holders"] == 0)
+
+
+# -- reading behind a stream ------------------------------------------------------------------
+
 def test_requests_sent_while_a_stream_runs_are_answered_after_it():
     """Reading goes on while a backed-up stream answers; what arrives waits its turn."""
     app = Catzilla(write_high_water=HIGH, write_low_water=LOW)
@@ -173,101 +197,6 @@ def test_requests_sent_while_a_stream_runs_are_answered_after_it():
         finally:
             burst.release.set()
         assert burst.done.wait(5)
-
-
-@pytest.mark.parametrize("how", ["close", "half-close"])
-def test_a_file_download_notices_its_client_leaving(tmp_path, how):
-    path = tmp_path / "big.bin"
-    path.write_bytes(b"f" * (64 << 20))
-    app = Catzilla(write_high_water=HIGH, write_low_water=LOW)
-    app.add_route("/f", lambda r: FileResponse(path))
-    with TestClient(app) as client, RawClient(client.port, rcvbuf=8192) as c:
-        c.send(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert wait_for(lambda: any(conn.stream is not None and conn.stream.sent > 0
-                                    for conn in app.connections))
-        if how == "half-close":
-            c.sock.shutdown(socket.SHUT_WR)   # unread bytes stay unread: no reset
-        else:
-            c.sock.close()
-        assert wait_for(lambda: len(app.connections) == 0, 3), client.server.debug_state()
-        assert wait_for(lambda: client.server.debug_state()["fd_holders"] == 0)
-
-
-# -- Content-Length overrun ------------------------------------------------------------------
-
-@pytest.mark.parametrize("kind,first,over", [
-    ("sync", b"abcd", b"efgh"),
-    ("sync", b"a" * 40_000, b"b" * 40_000),     # written by the producer thread itself
-    ("async", b"abcd", b"efgh"),
-], ids=["sync-small", "sync-direct", "async"])
-def test_an_overrun_stops_the_producer_at_the_chunk_that_overflows(kind, first, over, caplog):
-    length = len(first) + len(over) // 2
-    extra = []
-    done = threading.Event()
-
-    def gen():
-        try:
-            yield first
-            yield over
-            while True:
-                extra.append(1)
-                yield b"z"
-        finally:
-            done.set()
-
-    async def agen():
-        try:
-            yield first
-            yield over
-            while True:
-                extra.append(1)
-                yield b"z"
-        finally:
-            done.set()
-
-    app = Catzilla()
-    app.add_route("/s", lambda r: StreamingResponse(
-        gen() if kind == "sync" else agen(), headers={"Content-Length": str(length)}))
-    with TestClient(app) as client, RawClient(client.port) as c:
-        c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
-        head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
-        assert b"Content-Length: %d" % length in head
-        # the chunks that fit whole, then the cut: the client sees a body cut short
-        assert body == first
-        assert done.wait(5)
-        assert not extra, "the producer ran %d items past its overrun" % len(extra)
-        assert wait_for(lambda: app.connections.stats()["streams_active"] == 0)
-    assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
-
-
-def test_an_overrun_producer_whose_clean_up_is_slow_is_cut_off_at_once(caplog):
-    """The connection is cut (and the error logged) when the overflowing item is made, not
-    after the producer's finally:, however long that takes."""
-    release = threading.Event()
-    done = threading.Event()
-
-    def gen():
-        try:
-            yield b"abcd"
-            yield b"efgh"
-        finally:
-            release.wait(10)
-            done.set()
-
-    app = Catzilla()
-    app.add_route("/s", lambda r: StreamingResponse(gen(), headers={"Content-Length": "6"}))
-    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
-        try:
-            with RawClient(client.port, timeout=5) as c:
-                c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
-                head, _, body = c.read_until_closed().partition(b"\r\n\r\n")
-                assert body == b"abcd"
-                assert not done.is_set()
-                assert any(r.exc_info and "Content-Length" in str(r.exc_info[1])
-                           for r in caplog.records)
-        finally:
-            release.set()
-        assert done.wait(5)
 
 
 def test_requests_with_bodies_behind_a_stream_are_not_read_on():
@@ -310,31 +239,3 @@ def test_a_client_leaving_with_requests_queued_behind_its_stream_is_noticed():
         c.sock.close()
         assert wait_for(lambda: len(app.connections) == 0, 3), client.server.debug_state()
         assert app.broadcast.subscribers("q") == 0
-
-
-@pytest.mark.parametrize("kind", ["sync", "async"])
-def test_an_error_closing_an_overrun_producer_is_logged(kind, caplog):
-    def gen():
-        try:
-            yield b"abcd"
-            yield b"efgh"
-        finally:
-            raise RuntimeError("clean-up failed")
-
-    async def agen():
-        try:
-            yield b"abcd"
-            yield b"efgh"
-        finally:
-            raise RuntimeError("clean-up failed")
-
-    app = Catzilla()
-    app.add_route("/s", lambda r: StreamingResponse(gen() if kind == "sync" else agen(),
-                                                    headers={"Content-Length": "6"}))
-    with caplog.at_level(logging.ERROR, logger="catzilla"), TestClient(app) as client:
-        with RawClient(client.port, timeout=5) as c:
-            c.send(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert c.read_until_closed().endswith(b"\r\n\r\nabcd")
-        assert wait_for(lambda: any(r.exc_info and "clean-up failed" in str(r.exc_info[1])
-                                    for r in caplog.records))
-    assert any(r.exc_info and "Content-Length" in str(r.exc_info[1]) for r in caplog.records)
