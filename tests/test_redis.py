@@ -347,7 +347,8 @@ def test_published_in_one_process_received_in_another(redis_url, channel):  # no
             assert await until(lambda: hub.subscribers(channel) == 1)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", PUBLISHER, redis_url, channel, str(n),
-                stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)))
             out, _ = await asyncio.wait_for(proc.communicate(), 30)
             assert proc.returncode == 0
             sent_ids = out.decode().split()

@@ -22,6 +22,12 @@ from conftest import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def pythonpath() -> str:
+    """The repository's catzilla, unless the caller's PYTHONPATH says otherwise."""
+    return os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+
+
 APP = textwrap.dedent("""
     import os
     import sys
@@ -76,7 +82,7 @@ class Supervised:
             self.proc = subprocess.Popen(
                 [sys.executable, str(script), str(workers)], stdout=subprocess.PIPE,
                 stderr=err, stdin=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
+                env=dict(os.environ, PYTHONPATH=pythonpath(), **env))
         self.out = b""
         self.port = 0
 
