@@ -133,6 +133,20 @@ cdef class Server:
     cdef void _stop_for_shutdown(self, Connection conn)
 
 
+ctypedef struct LineScan:
+    # a request line read ahead of llhttp (http.pyx: _scan_line)
+    int state
+    int flags
+    Py_ssize_t count   # bytes of the part being read (the method, target or version)
+
+
+ctypedef struct ChunkScan:
+    # a chunked body's framing, followed to find where the request ends (http.pyx: _chunked_end)
+    int state
+    int eol            # _blank_line_end's state in the trailer section
+    uint64_t left      # the chunk's size as read so far, then its data bytes still to come
+
+
 cdef class Connection:
     cdef Server server
     cdef uv.uv_tcp_t* handle
@@ -163,10 +177,17 @@ cdef class Connection:
     cdef const char* feed_ptr       # the read llhttp is parsing (NULL outside _feed_parser),
     cdef Py_ssize_t feed_n          # ... its size,
     cdef uint64_t feed_begun        # ... messages_begun before it,
-    cdef bint feed_clean            # ... whether it began between messages,
-    cdef Request feed_cur           # ... and the request whose head it goes on with, if any
+    cdef Request feed_cur           # ... the request whose head it goes on with, if any,
     cdef int feed_eol               # ... head_eol when it began,
     cdef Py_ssize_t feed_first_body  # ... the body size of the request it ends (or -1)
+    cdef Py_ssize_t feed_line       # ... where the request line llhttp reads next begins in it
+                                    #     (-1: that request began in an earlier read),
+    cdef Py_ssize_t feed_body       # ... where the bytes of the current request's body in it
+                                    #     begin (-1: not known, or no body yet),
+    cdef Py_ssize_t feed_body_before  # ... the body's size before them,
+    cdef bint feed_chunks_go_on     # ... and whether its chunked framing began in earlier reads
+    cdef LineScan line              # the request line llhttp reads next, read ahead of it
+    cdef ChunkScan chunks           # the current request's chunked framing, read so far
     cdef bint headers_done
     cdef bint cur_head           # the request being parsed is a HEAD (known from its target on)
     cdef bint expect_continue
@@ -209,6 +230,8 @@ cdef class Connection:
     cdef void _probe_method(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _message_end(self)
+    cdef _read_next_line(self, Py_ssize_t end)
     cdef void _take_request(self, Request req)
     cdef void _dispatch(self, Request req)
     cdef void _finish(self, Request req, object result)
