@@ -176,10 +176,8 @@ cdef class Connection:
     cdef int head_eol               # _blank_line_end's state at the end of those reads
     cdef const char* feed_ptr       # the read llhttp is parsing (NULL outside _feed_parser),
     cdef Py_ssize_t feed_n          # ... its size,
-    cdef uint64_t feed_begun        # ... messages_begun before it,
     cdef Request feed_cur           # ... the request whose head it goes on with, if any,
     cdef int feed_eol               # ... head_eol when it began,
-    cdef Py_ssize_t feed_first_body  # ... the body size of the request it ends (or -1)
     cdef Py_ssize_t feed_line       # ... where the request line llhttp reads next begins in it
                                     #     (-1: that request began in an earlier read),
     cdef Py_ssize_t feed_body       # ... where the bytes of the current request's body in it

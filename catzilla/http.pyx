@@ -461,10 +461,8 @@ cdef class Connection:
         # a request that ends in it ends
         self.feed_ptr = data
         self.feed_n = n
-        self.feed_begun = begun_before
         self.feed_cur = started_with if was_in_headers else None
         self.feed_eol = self.head_eol if was_in_headers else -1
-        self.feed_first_body = -1
         self.feed_line = -1 if self.in_message else _skip_empty_lines(data, n)
         self.feed_body = 0 if was_in_body else -1
         self.feed_body_before = body_before
@@ -487,22 +485,12 @@ cdef class Connection:
                 self._close()
             return n
         except _ParserInvalidMethodError:
-            # 501 or 400 from the failing request's own line, known when it began this read
-            # with nothing before it (its end may come in later reads); else (behind a request
-            # llhttp read in the same read) the plain answer to a garbled request, 400
+            # 501 or 400 from the failing request's own line (its end may come in later
+            # reads): it began in this read, where the request before it ended if there was
+            # one (feed_line), or in earlier reads (line_start)
             line = None
-            if not was_in_headers and not was_in_body and self.messages_begun == begun_before + 1:
-                line = PyBytes_FromStringAndSize(data, n)
-            elif self.messages_begun > begun_before:
-                # behind requests llhttp read in this same read: where the last of them ends
-                # is where the failing line begins
-                used = _first_message_end(self, data, n, was_in_headers, was_in_body,
-                                          body_before)
-                if used >= 0:
-                    skip = _messages_end(data + used, n - used,
-                                         self.messages_begun - begun_before - 1)
-                    if skip >= 0:
-                        line = PyBytes_FromStringAndSize(data + used + skip, n - used - skip)
+            if self.messages_begun > begun_before and self.feed_line >= 0:
+                line = PyBytes_FromStringAndSize(data + self.feed_line, n - self.feed_line)
             elif was_in_headers and self.cur is started_with and self.line_start is not None:
                 line = self.line_start + PyBytes_FromStringAndSize(data, n)   # a line in pieces
             self.line_start = None
@@ -766,11 +754,6 @@ cdef class Connection:
             self.upgrade_body = []
             self.cur = None
             return
-        if (self.feed_ptr != NULL and self.messages_begun == self.feed_begun
-                and self.feed_first_body < 0 and self.cur_te is None):
-            # the request the read began within ends in it: its body's size (for
-            # _first_message_end; not for a chunked body, whose framing is not counted)
-            self.feed_first_body = self.cur_body_size
         if self.feed_ptr != NULL and not upgrade:
             end = self._message_end()
         self.in_message = False
@@ -1558,23 +1541,6 @@ cdef Py_ssize_t _blank_line_end(const char* data, Py_ssize_t n, int* state):
     return -1
 
 
-cdef Py_ssize_t _first_message_end(Connection conn, const char* data, Py_ssize_t n,
-                                   bint was_in_headers, bint was_in_body,
-                                   Py_ssize_t body_before):
-    """Where in data the request a read began within ends (0 for a read that began between
-    requests), or -1 when that is not known (a chunked body; a head whose reads were not
-    scanned)."""
-    cdef Py_ssize_t end
-    if not was_in_headers and not was_in_body:
-        return 0
-    if conn.feed_first_body < 0:
-        return -1
-    if was_in_body:
-        return conn.feed_first_body - body_before
-    end = _continued_head_end(conn, data, n)
-    return end + conn.feed_first_body if end >= 0 else -1
-
-
 cdef Py_ssize_t _continued_head_end(Connection conn, const char* data, Py_ssize_t n):
     """Where in the read being fed (data) the head that began in earlier reads ends, just past
     its empty line, or -1 (it does not end there, or its reads were not scanned)."""
@@ -1612,45 +1578,6 @@ cdef Py_ssize_t _head_size(Connection conn):
         end = _continued_head_end(conn, conn.feed_ptr, conn.feed_n)
         return conn.head_raw + end if end >= 0 else -1
     return -1
-
-
-class _MessageCounter:
-    """llhttp's protocol object for _messages_end: counts complete messages, nothing else."""
-    __slots__ = ("done",)
-
-    def __init__(self):
-        self.done = 0
-
-    def on_message_complete(self):
-        self.done += 1
-
-
-cdef Py_ssize_t _messages_end(const char* data, Py_ssize_t n, Py_ssize_t count):
-    """Where the first `count` requests of data (which begins between requests) end, as llhttp
-    reads them, or -1. httptools does not say where it stopped: this finds the shortest prefix
-    a fresh parser completes them in (a rare path: a request refused behind others)."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    whole = PyBytes_FromStringAndSize(data, n)
-    if count <= 0:
-        return 0
-    if _completes(whole, n) < count:
-        return -1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _completes(whole, mid) >= count:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-cdef Py_ssize_t _completes(bytes data, Py_ssize_t k):
-    counter = _MessageCounter()
-    try:
-        _HttpRequestParser(counter).feed_data(memoryview(data)[:k])
-    except Exception:
-        pass   # (the refused request after them)
-    return counter.done
 
 
 cdef enum:

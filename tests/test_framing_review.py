@@ -353,6 +353,8 @@ def test_the_head_size_limit_does_not_depend_on_how_the_head_is_split(small_serv
 GET_A = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
 POST_A = b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"
 UNKNOWN = b"FOO /b HTTP/1.1\r\nHost: t\r\n\r\n"
+CHUNKED_A = (b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"2;x=1\r\nhi\r\n0\r\nT: v\r\n\r\n")
 
 
 @pytest.mark.parametrize("before", [GET_A, POST_A, GET_A + POST_A])
@@ -426,6 +428,8 @@ def test_a_long_chunk_extension_gets_the_same_answer_in_one_read_or_in_pieces(sm
     [GET_A + POST_A[:20], POST_A[20:] + UNKNOWN],        # behind a head that began behind GET_A
     [GET_A + b"FO", b"O /b HTT", b"P/1.1\r\nHost: t\r\n\r\n"],   # a line in pieces behind GET_A
     [POST_A + b"\r\nFOO /b", b" HTTP/1.1\r\nHost: t\r\n\r\n"],
+    # behind a chunked body that began in an earlier read
+    [CHUNKED_A[:60], CHUNKED_A[60:] + UNKNOWN],
 ])
 def test_an_unknown_method_behind_requests_is_judged_on_its_own_line_in_pieces(servers, pieces):
     # where the requests before it end in the read is known, so its line is found and kept
