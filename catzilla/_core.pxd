@@ -178,10 +178,8 @@ cdef class Connection:
     cdef Py_ssize_t feed_n          # ... its size,
     cdef Request feed_cur           # ... the request whose head it goes on with, if any,
     cdef int feed_eol               # ... head_eol when it began,
-    cdef Py_ssize_t feed_line       # ... where the request line llhttp reads next begins in it
-                                    #     (-1: that request began in an earlier read),
-    cdef Py_ssize_t feed_body       # ... where the bytes of the current request's body in it
-                                    #     begin (-1: not known, or no body yet),
+    cdef Py_ssize_t feed_line       # ... where the line llhttp reads next begins (-1: earlier),
+    cdef Py_ssize_t feed_body       # ... where the current body's bytes begin (-1: not known),
     cdef Py_ssize_t feed_body_before  # ... the body's size before them,
     cdef bint feed_chunks_go_on     # ... and whether its chunked framing began in earlier reads
     cdef LineScan line              # the request line llhttp reads next, read ahead of it
