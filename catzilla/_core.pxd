@@ -136,6 +136,20 @@ cdef class Server:
     cdef void _stop_for_shutdown(self, Connection conn)
 
 
+ctypedef struct LineScan:
+    # a request line read ahead of llhttp (http1.pyx: _scan_line)
+    int state
+    int flags
+    Py_ssize_t count   # bytes of the part being read (the method, target or version)
+
+
+ctypedef struct ChunkScan:
+    # a chunked body's framing, followed to find where the request ends (http1.pyx: _chunked_end)
+    int state
+    int eol            # _blank_line_end's state in the trailer section
+    uint64_t left      # the chunk's size as read so far, then its data bytes still to come
+
+
 cdef class Transport:
     """transport.pyx: the libuv TCP handle, its reads, writes and closing; no HTTP."""
     cdef Server server
@@ -205,11 +219,14 @@ cdef class Connection(Transport):
     cdef int head_eol               # _blank_line_end's state at the end of those reads
     cdef const char* feed_ptr       # the read llhttp is parsing (NULL outside _feed_parser),
     cdef Py_ssize_t feed_n          # ... its size,
-    cdef uint64_t feed_begun        # ... messages_begun before it,
-    cdef bint feed_clean            # ... whether it began between messages,
-    cdef Request feed_cur           # ... and the request whose head it goes on with, if any
+    cdef Request feed_cur           # ... the request whose head it goes on with, if any,
     cdef int feed_eol               # ... head_eol when it began,
-    cdef Py_ssize_t feed_first_body  # ... the body size of the request it ends (or -1)
+    cdef Py_ssize_t feed_line       # ... where the line llhttp reads next begins (-1: earlier),
+    cdef Py_ssize_t feed_body       # ... where the current body's bytes begin (-1: not known),
+    cdef Py_ssize_t feed_body_before  # ... the body's size before them,
+    cdef bint feed_chunks_go_on     # ... and whether its chunked framing began in earlier reads
+    cdef LineScan line              # the request line llhttp reads next, read ahead of it
+    cdef ChunkScan chunks           # the current request's chunked framing, read so far
     cdef bint headers_done
     cdef bint cur_head           # the request being parsed is a HEAD (known from its target on)
     cdef bint expect_continue
@@ -248,6 +265,8 @@ cdef class Connection(Transport):
     cdef void _probe_method(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _message_end(self)
+    cdef _read_next_line(self, Py_ssize_t end)
     cdef void _take_request(self, Request req)
     cdef int _write_response(self, Request req, object response) except -1
     cdef int _write_simple(self, int status, bytes body, list headers, bint head_only,

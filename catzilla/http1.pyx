@@ -28,6 +28,16 @@ cdef unsigned char _TARGET_OK[256]
 cdef unsigned char _VALUE_OK[256]
 # reg-name characters of a Host (RFC 3986 3.2.2: unreserved, sub-delims; '%' is checked apart)
 cdef unsigned char _HOST_OK[256]
+# each byte's class in a request line, and the bytes of a token, for _scan_line
+cdef unsigned char _LINE_CLASS[256]
+cdef unsigned char _TCHAR[256]
+cdef enum:
+    LC_VISIBLE = 0   # VCHAR
+    LC_OTHER = 1     # NUL and the other controls, DEL, obs-text: llhttp's to judge
+    LC_SP = 2
+    LC_WS = 3        # HTAB, VT, FF: whitespace a recipient may split a request line on
+    LC_CR = 4
+    LC_LF = 5
 
 
 cdef void _init_fast_tables():
@@ -38,6 +48,9 @@ cdef void _init_fast_tables():
         _VALUE_OK[c] = 0x20 <= c <= 0x7e or c == 9
         _HOST_OK[c] = (b'a' <= c <= b'z' or b'A' <= c <= b'Z' or b'0' <= c <= b'9'
                        or c in b"-._~!$&'()*+,;=")
+        _LINE_CLASS[c] = (LC_SP if c == 32 else LC_WS if c in b"\t\x0b\x0c" else LC_CR if c == 13
+                          else LC_LF if c == 10 else LC_VISIBLE if 0x21 <= c <= 0x7e else LC_OTHER)
+        _TCHAR[c] = catzilla_is_tchar(c)
 
 
 _init_fast_tables()
@@ -200,7 +213,8 @@ cdef class Connection(Transport):
             else:
                 used = -1
                 if (not self.in_message and not self.close_after_response
-                        and not self.input_done and self.server.fast_heads):
+                        and not self.input_done and self.server.fast_heads
+                        and self.line.state == RL_BEFORE):   # (not after a bare CR)
                     # Between messages: a complete plain request is taken without llhttp.
                     used = self._fast_request(data, n)
                 if used < 0:
@@ -353,14 +367,26 @@ cdef class Connection(Transport):
         cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
         cdef int eol
         cdef Py_ssize_t skip
-        # what on_headers_complete needs to measure a head that ends in this read
+        cdef ChunkScan chunks
+        # The request line llhttp reads next is read ahead of it (_scan_line): from the read's
+        # beginning here, between requests or in a line that began in an earlier read; after a
+        # request that ends in the read, from where it ends (on_message_complete).
+        if not self.in_message and self.line.state == RL_LOST:
+            self.line.state = RL_BEFORE   # (a read that begins between requests: found)
+        if self.line.state != RL_DONE and self.line.state != RL_LOST and _scan_line(
+                &self.line, data, n, self.server.max_url_size) < 0:
+            self._reject_as(400, _BAD_LINE, self.line.flags & RL_HEAD)
+            return n
+        # what the callbacks need to measure a head that ends in this read, and to find where
+        # a request that ends in it ends
         self.feed_ptr = data
         self.feed_n = n
-        self.feed_begun = begun_before
-        self.feed_clean = not was_in_headers and not was_in_body
         self.feed_cur = started_with if was_in_headers else None
         self.feed_eol = self.head_eol if was_in_headers else -1
-        self.feed_first_body = -1
+        self.feed_line = -1 if self.in_message else _skip_empty_lines(data, n)
+        self.feed_body = 0 if was_in_body else -1
+        self.feed_body_before = body_before
+        self.feed_chunks_go_on = was_in_body
         try:
             self.parser.feed_data(mv)
         except _ParserUpgrade as exc:
@@ -379,22 +405,12 @@ cdef class Connection(Transport):
                 self._close()
             return n
         except _ParserInvalidMethodError:
-            # 501 or 400 from the failing request's own line, known when it began this read
-            # with nothing before it (its end may come in later reads); else (behind a request
-            # llhttp read in the same read) the plain answer to a garbled request, 400
+            # 501 or 400 from the failing request's own line (its end may come in later
+            # reads): it began in this read, where the request before it ended if there was
+            # one (feed_line), or in earlier reads (line_start)
             line = None
-            if not was_in_headers and not was_in_body and self.messages_begun == begun_before + 1:
-                line = PyBytes_FromStringAndSize(data, n)
-            elif self.messages_begun > begun_before:
-                # behind requests llhttp read in this same read: where the last of them ends
-                # is where the failing line begins
-                used = _first_message_end(self, data, n, was_in_headers, was_in_body,
-                                          body_before)
-                if used >= 0:
-                    skip = _messages_end(data + used, n - used,
-                                         self.messages_begun - begun_before - 1)
-                    if skip >= 0:
-                        line = PyBytes_FromStringAndSize(data + used + skip, n - used - skip)
+            if self.messages_begun > begun_before and self.feed_line >= 0:
+                line = PyBytes_FromStringAndSize(data + self.feed_line, n - self.feed_line)
             elif was_in_headers and self.cur is started_with and self.line_start is not None:
                 line = self.line_start + PyBytes_FromStringAndSize(data, n)   # a line in pieces
             self.line_start = None
@@ -439,16 +455,15 @@ cdef class Connection(Transport):
                         self.line_start += PyBytes_FromStringAndSize(data, n)
                     else:
                         self.line_start = None
-            elif (not was_in_headers and not was_in_body
-                    and self.messages_begun == begun_before + 1):
-                skip = _skip_empty_lines(data, n)
-                self.head_raw = n - skip   # it began in this read, which held nothing else
+            elif self.messages_begun > begun_before and self.feed_line >= 0:
+                skip = self.feed_line   # it began in this read, there (its line's method)
+                self.head_raw = n - skip
                 eol = 0
                 _blank_line_end(data + skip, n - skip, &eol)
                 self.head_eol = eol
                 # an unfinished request line, kept in case llhttp refuses its method later
-                self.line_start = (PyBytes_FromStringAndSize(data, n)
-                                   if not _has_line_end(data, n) else None)
+                self.line_start = (PyBytes_FromStringAndSize(data + skip, n - skip)
+                                   if memchr(data + skip, 10, n - skip) == NULL else None)
             if (self.head_raw > self.server.max_header_size + HEAD_RAW_SLACK
                     or self.cur_header_bytes > self.server.max_header_size):
                 self._reject(431, None)
@@ -466,6 +481,19 @@ cdef class Connection(Transport):
                     self._reject(431, None)
         if self.line_start is not None and (self.headers_done or not self.in_message):
             self.line_start = None
+        if (self.in_message and self.headers_done and self.cur_te is not None
+                and self.upgrade_req is None and not self.closed):
+            # a chunked body that goes on in the next read: its framing so far
+            if self.feed_body < 0:
+                self.chunks.state = CK_LOST
+            else:
+                if not self.feed_chunks_go_on:
+                    _chunks_begin(&self.chunks)
+                chunks = self.chunks
+                if _chunked_end(&chunks, data + self.feed_body, n - self.feed_body) < 0:
+                    self.chunks = chunks
+                else:
+                    self.chunks.state = CK_LOST   # (llhttp has not read it to its end)
         return n
 
     # httptools callbacks (called inside feed_data) ------------------------------------------
@@ -473,6 +501,10 @@ cdef class Connection(Transport):
     def on_message_begin(self):
         if self.lingering or self.closed:
             self._stop_parsing()
+        if self.line.state == RL_LOST:
+            # behind a request whose end in the read is not known (never so far): its line
+            # cannot be read ahead of llhttp, and is not taken unread
+            self._abort(400, _BAD_LINE)
         self.in_message = True
         self.messages_begun += 1
         self.head_raw = 0
@@ -555,6 +587,11 @@ cdef class Connection(Transport):
                 and _head_size(self) > bound):
             # (a head within a read no bigger than the bound needs no measuring)
             self._abort(431, None)   # (see _feed_parser: the same bound as a head in pieces)
+        if self.feed_ptr != NULL:
+            # where the body begins in the read: where the request ends is found from there
+            self.feed_body = _head_end_here(self)
+            self.feed_body_before = 0
+            self.feed_chunks_go_on = False
         self.headers_done = True
         self.cur_header_bytes = 0   # from here on it counts the trailer section
         if version != "1.1" and version != "1.0":
@@ -624,7 +661,11 @@ cdef class Connection(Transport):
 
     def on_message_complete(self):
         cdef Request req = self.cur
-        if self.parser.should_upgrade() and req.method != "CONNECT" and (
+        cdef bint upgrade = self.parser.should_upgrade()
+        cdef Py_ssize_t end = -1
+        self.line.state = RL_BEFORE   # the next request's line, read from where this one ends
+        self.line.flags = 0
+        if upgrade and req.method != "CONNECT" and (
                 self.expect_length > 0 or _has_header(req.raw_headers, b"transfer-encoding")):
             if self.expect_length <= 0:
                 self._abort(400, "Upgrade with a chunked request body is not supported")
@@ -633,11 +674,8 @@ cdef class Connection(Transport):
             self.upgrade_body = []
             self.cur = None
             return
-        if (self.feed_ptr != NULL and self.messages_begun == self.feed_begun
-                and self.feed_first_body < 0 and self.cur_te is None):
-            # the request the read began within ends in it: its body's size (for
-            # _first_message_end; not for a chunked body, whose framing is not counted)
-            self.feed_first_body = self.cur_body_size
+        if self.feed_ptr != NULL and not upgrade:
+            end = self._message_end()
         self.in_message = False
         self.continue_owed = False   # the body came without it
         self.cur = None
@@ -658,6 +696,41 @@ cdef class Connection(Transport):
         self._take_request(req)
         if self.lingering or self.closed:
             self._stop_parsing()
+        if self.feed_ptr != NULL and not upgrade and not self.input_done:
+            # (after an upgrade llhttp stops, and _feed hands on the rest from where it did)
+            self._read_next_line(end)
+
+    cdef Py_ssize_t _message_end(self):
+        """Where in the read being fed the request llhttp is reading to its end ends: its body's
+        beginning there (on_headers_complete; the read's, in its body since an earlier read) and
+        its length or chunked framing after it. -1 when not known."""
+        cdef ChunkScan chunks
+        cdef Py_ssize_t r
+        if self.feed_body < 0:
+            return -1
+        if self.cur_te is None:
+            return self.feed_body + self.cur_body_size - self.feed_body_before
+        if self.feed_chunks_go_on:
+            chunks = self.chunks
+        else:
+            _chunks_begin(&chunks)
+        r = _chunked_end(&chunks, self.feed_ptr + self.feed_body, self.feed_n - self.feed_body)
+        return self.feed_body + r if r >= 0 else -1
+
+    cdef _read_next_line(self, Py_ssize_t end):
+        """Read the request line after a request that ends at `end` in the read being fed (and the
+        empty lines before it) ahead of llhttp, which goes on from there: a 400 for a line llhttp
+        would take but _scan_line refuses."""
+        self.feed_body = -1
+        if end < 0 or end > self.feed_n:
+            self.line.state = RL_LOST
+            self.feed_line = -1
+            return
+        if _scan_line(&self.line, self.feed_ptr + end, self.feed_n - end,
+                      self.server.max_url_size) < 0:
+            self.cur_head = self.line.flags & RL_HEAD
+            self._abort(400, _BAD_LINE)
+        self.feed_line = end + _skip_empty_lines(self.feed_ptr + end, self.feed_n - end)
 
     cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n):
         """Take the body of upgrade_req from data; returns the bytes taken."""
@@ -910,38 +983,25 @@ cdef Py_ssize_t _skip_empty_lines(const char* data, Py_ssize_t n):
 cdef Py_ssize_t _blank_line_end(const char* data, Py_ssize_t n, int* state):
     """Scan a head for the empty line that ends it: the offset just past it, or -1 with *state
     kept for the next read (0: within a line, 1: just after its LF, 2: after LF CR)."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i = 0
     cdef int s = state[0]
+    cdef const char* q
     cdef char c
-    for i in range(n):
+    while i < n:
+        if s == 0:
+            q = <const char*>memchr(data + i, 10, n - i)   # (a line's bytes, CRs too, keep 0)
+            if q == NULL:
+                break
+            i = q - data + 1
+            s = 1
+            continue
         c = data[i]
         if c == 10:
-            if s != 0:
-                return i + 1
-            s = 1
-        elif c == 13:
-            s = 2 if s == 1 else 0
-        else:
-            s = 0
+            return i + 1
+        s = 2 if c == 13 and s == 1 else 0
+        i += 1
     state[0] = s
     return -1
-
-
-cdef Py_ssize_t _first_message_end(Connection conn, const char* data, Py_ssize_t n,
-                                   bint was_in_headers, bint was_in_body,
-                                   Py_ssize_t body_before):
-    """Where in data the request a read began within ends (0 for a read that began between
-    requests), or -1 when that is not known (a chunked body; a head whose reads were not
-    scanned)."""
-    cdef Py_ssize_t end
-    if not was_in_headers and not was_in_body:
-        return 0
-    if conn.feed_first_body < 0:
-        return -1
-    if was_in_body:
-        return conn.feed_first_body - body_before
-    end = _continued_head_end(conn, data, n)
-    return end + conn.feed_first_body if end >= 0 else -1
 
 
 cdef Py_ssize_t _continued_head_end(Connection conn, const char* data, Py_ssize_t n):
@@ -953,99 +1013,270 @@ cdef Py_ssize_t _continued_head_end(Connection conn, const char* data, Py_ssize_
     return _blank_line_end(data, n, &eol)
 
 
+cdef Py_ssize_t _head_end_here(Connection conn):
+    """Where in the read being fed the head llhttp has just read to its end ends (just past its
+    empty line): from its request line there, or from the state of its earlier reads. -1 when
+    not known."""
+    cdef int eol = 0
+    cdef Py_ssize_t end
+    if conn.feed_line >= 0:
+        end = _blank_line_end(conn.feed_ptr + conn.feed_line, conn.feed_n - conn.feed_line, &eol)
+        return conn.feed_line + end if end >= 0 else -1
+    if conn.feed_cur is not None and conn.feed_cur is conn.cur:
+        return _continued_head_end(conn, conn.feed_ptr, conn.feed_n)
+    return -1
+
+
 cdef Py_ssize_t _head_size(Connection conn):
     """The raw size of the head llhttp has just read to its end, empty lines before it left
-    out, when it is known: it began in the read being fed (which held nothing before it), or
-    in earlier reads that head_raw counts. Else -1."""
-    cdef int eol = 0
-    cdef Py_ssize_t skip, end
+    out, when it is known: it began in the read being fed, or in earlier reads that head_raw
+    counts. Else -1."""
+    cdef Py_ssize_t end
     if conn.feed_ptr == NULL:
         return -1
-    if conn.feed_clean and conn.messages_begun == conn.feed_begun + 1:
-        skip = _skip_empty_lines(conn.feed_ptr, conn.feed_n)
-        end = _blank_line_end(conn.feed_ptr + skip, conn.feed_n - skip, &eol)
-        return end
+    if conn.feed_line >= 0:
+        end = _head_end_here(conn)
+        return end - conn.feed_line if end >= 0 else -1
     if conn.feed_cur is not None and conn.feed_cur is conn.cur:
         end = _continued_head_end(conn, conn.feed_ptr, conn.feed_n)
         return conn.head_raw + end if end >= 0 else -1
     return -1
 
 
-class _MessageCounter:
-    """llhttp's protocol object for _messages_end: counts complete messages, nothing else."""
-    __slots__ = ("done",)
+cdef enum:
+    # _scan_line's states (LineScan.state)
+    RL_BEFORE = 0    # before a request line: empty lines may come first
+    RL_CR = 1        # ... just after a CR, which only LF may follow
+    RL_METHOD = 2
+    RL_TARGET0 = 3   # just after the SP that ends the method
+    RL_TARGET = 4
+    RL_VERSION0 = 5  # just after the SP that ends the target
+    RL_VERSION = 6
+    RL_END_CR = 7    # just after the CR that ends the line
+    RL_DONE = 8      # after the line, or past a target longer than max_url_size (llhttp's 414)
+    RL_LOST = 9      # where the line begins is not known (see on_message_begin)
+    # LineScan.flags
+    RL_ODD = 1       # not strictly token SP target SP HTTP/DIGIT.DIGIT CRLF (whitespace aside)
+    RL_NOT_HEAD = 2  # the method so far is not the beginning of HEAD
+    RL_HEAD = 4      # the method is HEAD (a 400 for it has no body)
 
-    def __init__(self):
-        self.done = 0
-
-    def on_message_complete(self):
-        self.done += 1
+cdef str _BAD_LINE = "Invalid request line"
 
 
-cdef Py_ssize_t _messages_end(const char* data, Py_ssize_t n, Py_ssize_t count):
-    """Where the first `count` requests of data (which begins between requests) end, as llhttp
-    reads them, or -1. httptools does not say where it stopped: this finds the shortest prefix
-    a fresh parser completes them in (a rare path: a request refused behind others)."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    whole = PyBytes_FromStringAndSize(data, n)
-    if count <= 0:
-        return 0
-    if _completes(whole, n) < count:
-        return -1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _completes(whole, mid) >= count:
-            hi = mid
+cdef int _scan_line(LineScan* s, const char* p, Py_ssize_t n, Py_ssize_t url_limit) noexcept nogil:
+    """Read the next n bytes at p of a request line (and of the empty lines before it) ahead of
+    llhttp: 1 once the line is whole (s.state is then RL_DONE), 0 while it goes on after them,
+    -1 for a line whose three parts are not separated by exactly one SP (400).
+
+    RFC 9112 3 lets a recipient split a request line on any whitespace, and llhttp takes any
+    run of SP between the parts and skips any CR or LF before a request: a proxy in front that
+    splits the line otherwise than we do can smuggle a request past its checks. So the line is
+    refused for two SPs, HTAB, VT, FF, a bare CR (RFC 9112 2.2) or a bare LF in it, and for
+    whitespace before the method or before the CRLF; empty lines (CRLF, or LF) before it are
+    skipped (RFC 9112 2.2). The rest is llhttp's to judge; what is not strictly token SP target SP
+    HTTP/DIGIT.DIGIT CRLF is noted in s.flags (RL_ODD, for _invalid_method_status), and a target
+    longer than url_limit is left unjudged (llhttp's 414), whichever way the line is split."""
+    cdef Py_ssize_t i = 0, j, k
+    cdef int st = s.state
+    cdef int flags = s.flags
+    cdef Py_ssize_t count = s.count   # (locals: p's bytes may alias *s)
+    cdef int cls
+    cdef unsigned char c
+    cdef const char* version = "HTTP/0.0"
+    cdef const char* head = "HEAD"
+    while i < n:
+        if st == RL_TARGET:
+            j = i
+            while i < n and _LINE_CLASS[<unsigned char>p[i]] == LC_VISIBLE:
+                i += 1
+            count += i - j
+            if i < n and _LINE_CLASS[<unsigned char>p[i]] == LC_OTHER:
+                flags |= RL_ODD
+                count += 1
+                i += 1
+            if count > url_limit:
+                st = RL_DONE
+                break
+            if i == n:
+                break
+            cls = _LINE_CLASS[<unsigned char>p[i]]
+            if cls == LC_SP:
+                st = RL_VERSION0
+            elif cls == LC_CR:
+                st = RL_END_CR   # no version: llhttp reads it as HTTP/0.9 (505)
+                flags |= RL_ODD
+            elif cls != LC_VISIBLE and cls != LC_OTHER:
+                s.state = st
+                s.flags = flags
+                return -1
+            else:
+                continue   # (an LC_OTHER byte after the one above)
+        elif st == RL_METHOD:
+            j = i
+            while i < n and _TCHAR[<unsigned char>p[i]]:
+                i += 1
+            if not (flags & RL_NOT_HEAD):
+                k = j
+                while k < i:
+                    if count + k - j >= 4 or p[k] != head[count + k - j]:
+                        flags |= RL_NOT_HEAD
+                        break
+                    k += 1
+            count += i - j
+            if i == n:
+                break
+            cls = _LINE_CLASS[<unsigned char>p[i]]
+            if cls == LC_VISIBLE or cls == LC_OTHER:
+                flags |= RL_ODD | RL_NOT_HEAD   # not a token
+                count += 1
+                i += 1
+                continue
+            if count == 4 and not (flags & RL_NOT_HEAD):
+                flags |= RL_HEAD
+            if cls != LC_SP:
+                s.state = st
+                s.flags = flags
+                return -1
+            st = RL_TARGET0
+        elif st == RL_VERSION:
+            if (count == 0 and n - i >= 9 and memcmp(p + i, version, 5) == 0
+                    and 48 <= p[i + 5] <= 57 and p[i + 6] == b"." and 48 <= p[i + 7] <= 57
+                    and p[i + 8] == 13):
+                i += 9   # (the whole version and the CR after it, as nearly always)
+                count = 8
+                st = RL_END_CR
+                continue
+            c = <unsigned char>p[i]
+            cls = _LINE_CLASS[c]
+            if cls == LC_VISIBLE or cls == LC_OTHER:
+                if count >= 8 or not (
+                        48 <= c <= 57 if version[count] == b"0" else c == version[count]):
+                    flags |= RL_ODD
+                count += 1
+            elif cls == LC_CR:
+                if count != 8:
+                    flags |= RL_ODD
+                st = RL_END_CR
+            else:
+                s.state = st
+                s.flags = flags
+                return -1
+        elif st == RL_END_CR:
+            if p[i] != 10:
+                s.state = st
+                s.flags = flags
+                return -1
+            st = RL_DONE
+            break
+        elif st == RL_BEFORE:
+            cls = _LINE_CLASS[<unsigned char>p[i]]
+            if cls == LC_VISIBLE or cls == LC_OTHER:
+                st = RL_METHOD
+                flags = 0
+                count = 0
+                continue   # (the method's first byte)
+            if cls == LC_CR:
+                st = RL_CR
+            elif cls != LC_LF:
+                s.state = st
+                s.flags = flags
+                return -1
+        elif st == RL_CR:
+            if p[i] != 10:
+                s.state = st
+                s.flags = flags
+                return -1
+            st = RL_BEFORE
+        elif st == RL_TARGET0 or st == RL_VERSION0:
+            cls = _LINE_CLASS[<unsigned char>p[i]]
+            if cls != LC_VISIBLE and cls != LC_OTHER:
+                s.state = st
+                s.flags = flags
+                return -1
+            st += 1   # RL_TARGET or RL_VERSION
+            count = 0
+            continue
         else:
-            lo = mid + 1
-    return lo
-
-
-cdef Py_ssize_t _completes(bytes data, Py_ssize_t k):
-    counter = _MessageCounter()
-    try:
-        _HttpRequestParser(counter).feed_data(memoryview(data)[:k])
-    except Exception:
-        pass   # (the refused request after them)
-    return counter.done
-
-
-cdef bint _has_line_end(const char* data, Py_ssize_t n):
-    """Whether the request line that begins data (after the empty lines llhttp skips) ends
-    within its n bytes."""
-    cdef Py_ssize_t i = _skip_empty_lines(data, n)
-    return memchr(data + i, 10, n - i) != NULL
+            break   # RL_DONE, RL_LOST: nothing to read
+        i += 1
+    s.state = st
+    s.flags = flags
+    s.count = count
+    return 1 if st == RL_DONE else 0
 
 
 cdef int _invalid_method_status(const char* data, Py_ssize_t n):
-    """501 for a well-formed request line (token SP target SP HTTP/x.y) whose method we do
-    not implement, 400 for anything else, 0 while the n bytes so far could begin either."""
-    cdef Py_ssize_t i = _skip_empty_lines(data, n), t, k
-    cdef const char* version = "HTTP/0.0"
-    t = i
-    while i < n and catzilla_is_tchar(<unsigned char>data[i]):
-        i += 1
-    if i >= n:
-        return 0
-    if i == t or data[i] != 32:
+    """501 for a well-formed request line (token SP target SP HTTP/DIGIT.DIGIT CRLF, after empty
+    lines) whose method we do not implement, 400 for anything else, 0 while the n bytes so far
+    could begin either. (_scan_line reads it: the same line as for any other method.)"""
+    cdef LineScan s
+    cdef int r
+    s.state = RL_BEFORE
+    s.flags = 0
+    s.count = 0
+    r = _scan_line(&s, data, n, n)
+    if r < 0 or s.flags & RL_ODD:
         return 400
-    i += 1
-    t = i
-    while i < n and data[i] > 32 and data[i] < 127:
-        i += 1
-    if i >= n:
-        return 0
-    if i == t or data[i] != 32:
-        return 400
-    for k in range(8):   # "HTTP/" DIGIT "." DIGIT
-        if i + 1 + k >= n:
-            return 0
-        if version[k] == b"0":
-            if not (48 <= data[i + 1 + k] <= 57):
-                return 400
-        elif data[i + 1 + k] != version[k]:
-            return 400
-    return 501
+    return 501 if r > 0 else 0
+
+
+cdef enum:
+    # _chunked_end's states (ChunkScan.state)
+    CK_SIZE = 0       # in a chunk's size
+    CK_SIZE_LINE = 1  # in the rest of its line (extensions), up to its LF
+    CK_DATA = 2
+    CK_DATA_END = 3   # in the CRLF after its data
+    CK_TRAILERS = 4   # in the trailer section, up to its empty line
+    CK_LOST = 5       # not followed from the body's beginning
+
+
+cdef inline void _chunks_begin(ChunkScan* s) noexcept nogil:
+    s.state = CK_SIZE
+    s.eol = 0
+    s.left = 0
+
+
+cdef Py_ssize_t _chunked_end(ChunkScan* s, const char* p, Py_ssize_t n):
+    """Follow a chunked body's framing (RFC 9112 7.1), as llhttp accepted it, through the next n
+    bytes at p: the offset just past the body (its trailer section's empty line), or -1 when it
+    goes on after them (s keeps where it is). llhttp has checked the framing: its lines end in
+    CRLF, and a chunk-ext (quoted strings too) holds no LF."""
+    cdef Py_ssize_t i = 0, k
+    cdef const char* q
+    cdef unsigned char c
+    while i < n:
+        if s.state == CK_SIZE:
+            c = <unsigned char>p[i]
+            if _is_hex(c):
+                if s.left < (<uint64_t>1 << 59):   # (llhttp refuses a size past 64 bits)
+                    s.left = s.left * 16 + (c - 48 if c <= 57 else (c | 32) - 87)
+                i += 1
+                continue
+            s.state = CK_SIZE_LINE
+        elif s.state == CK_SIZE_LINE or s.state == CK_DATA_END:
+            q = <const char*>memchr(p + i, 10, n - i)
+            if q == NULL:
+                return -1
+            i = q - p + 1
+            if s.state == CK_DATA_END:
+                _chunks_begin(s)
+            elif s.left == 0:
+                s.state = CK_TRAILERS   # the last chunk
+                s.eol = 1               # (just after an LF)
+            else:
+                s.state = CK_DATA
+        elif s.state == CK_DATA:
+            k = n - i if <uint64_t>(n - i) < s.left else <Py_ssize_t>s.left
+            i += k
+            s.left -= k
+            if s.left == 0:
+                s.state = CK_DATA_END
+        elif s.state == CK_TRAILERS:
+            k = _blank_line_end(p + i, n - i, &s.eol)
+            return i + k if k >= 0 else -1
+        else:
+            return -1   # CK_LOST
+    return -1
 
 
 cdef bint _unknown_coding_before_chunked(bytes te):

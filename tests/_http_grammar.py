@@ -39,6 +39,11 @@ OTHER_NAMES = [b"X-A", b"Accept", b"Cookie", b"User-Agent", b"x-b", b"Keep-Alive
 VALUES = [b"v", b"a b", b"a\tb", b"", b" ", b"v ", b" v", b"\tv", b"v\t", b"\xe9", b"a\x7fb",
           b"a\x00b", b"a\rb", b"a\nb", b"\"q\"", b"x" * 50, b"a,b", b"a;b=c", b"close"]
 SEPS = [b": "] * 10 + [b":", b":  ", b" :", b":\t", b"\t:", b": \t", b"::"]
+# between the parts of a request line: one SP, else a 400 (RFC 9112 3), however it is split
+LINE_SEPS_ODD = [b"  ", b"\t", b"", b"   ", b" \t", b"\x0b", b"\x0c", b"\r"]
+LINE_ENDS_ODD = [b" ", b"\t", b"\r", b"\x0c"]   # (before its CRLF)
+# before a request line: empty lines are skipped; whitespace or a bare CR gets 400
+LEADS = [b"\r\n", b"\r\n\r\n", b"\n"] * 3 + [b" ", b"\t", b"\r", b"\r\r\n", b"\n\r", b"\r\n "]
 
 
 def rand_bytes(rng, n, alphabet=None):
@@ -186,12 +191,15 @@ class Gen:
         v = (r.choice(VERSIONS) if r.random() < self.odd * 2
              else r.choice([b"HTTP/1.1"] * 4 + [b"HTTP/1.0"]))
         eol = b"\r\n" if r.random() >= self.odd / 2 else b"\n"
-        sp = b" " if r.random() >= self.odd / 3 else r.choice([b"  ", b"\t", b""])
-        line = m + sp + t + (b" " + v if v or r.random() < 0.5 else b"")
+        sp = b" " if r.random() >= self.odd / 3 else r.choice(LINE_SEPS_ODD)
+        sp2 = b" " if r.random() >= self.odd / 6 else r.choice(LINE_SEPS_ODD)
+        line = m + sp + t + (sp2 + v if v or r.random() < 0.5 else b"")
+        if r.random() < self.odd / 6:
+            line += r.choice(LINE_ENDS_ODD)
         lines, kind = self.head_lines(m)
         head = line + eol + b"".join(field + eol for field in lines) + eol
         if r.random() < 0.03:
-            head = r.choice([b"\r\n", b"\r\n\r\n", b"\n"]) + head
+            head = r.choice(LEADS) + head
         return head + self.body(lines, kind)
 
     def stream(self):

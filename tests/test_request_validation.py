@@ -466,6 +466,8 @@ POST_A = b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"
 
 
 UNKNOWN = b"FOO /b HTTP/1.1\r\nHost: t\r\n\r\n"
+CHUNKED_A = (b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"2;x=1\r\nhi\r\n0\r\nT: v\r\n\r\n")
 
 
 @pytest.mark.parametrize("before", [GET_A, POST_A, GET_A + POST_A])
@@ -564,3 +566,212 @@ def test_a_long_chunk_extension_gets_the_same_answer_in_one_read_or_in_pieces(sm
                        [head, size_line[:2000], size_line[2000:], rest]):
             raw = read_all_in_pieces(srv.port, pieces)
             assert raw.startswith(b"HTTP/1.1 200 ") and b'"body":"a"' in raw, raw[:60]
+
+
+@pytest.mark.parametrize("pieces", [
+    [GET_A + POST_A[:20], POST_A[20:] + UNKNOWN],        # behind a head that began behind GET_A
+    [GET_A + b"FO", b"O /b HTT", b"P/1.1\r\nHost: t\r\n\r\n"],   # a line in pieces behind GET_A
+    [POST_A + b"\r\nFOO /b", b" HTTP/1.1\r\nHost: t\r\n\r\n"],
+    # behind a chunked body that began in an earlier read
+    [CHUNKED_A[:60], CHUNKED_A[60:] + UNKNOWN],
+])
+def test_an_unknown_method_behind_requests_is_judged_on_its_own_line_in_pieces(servers, pieces):
+    # where the requests before it end in the read is known, so its line is found and kept
+    for srv in servers:
+        raw = read_all_in_pieces(srv.port, pieces)
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)
+        assert statuses[-1:] == [b"501"] and b"400" not in statuses, (pieces, raw)
+
+
+# -- the request line: its parts separated by exactly one SP ---------------------------------
+# RFC 9112 3 lets a recipient split a request line on any whitespace; llhttp takes runs of SP.
+# A proxy that splits a line otherwise than the server behind it can smuggle a request past its
+# checks, so anything but one SP between the parts is refused, on the fast path and llhttp's
+# alike, however the line arrives.
+
+_NEXT = b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n"
+_H = b"\r\nHost: t\r\n\r\n"
+
+_BAD_LINES = {
+    "two-sp-after-method": b"GET  /x HTTP/1.1",
+    "two-sp-before-version": b"GET /x  HTTP/1.1",
+    "three-sp": b"GET   /x HTTP/1.1",
+    "tab-after-method": b"GET\t/x HTTP/1.1",
+    "tab-before-version": b"GET /x\tHTTP/1.1",
+    "sp-tab": b"GET \t/x HTTP/1.1",
+    "vt": b"GET\x0b/x HTTP/1.1",
+    "ff": b"GET /x\x0cHTTP/1.1",
+    "bare-cr-after-method": b"GET\r/x HTTP/1.1",
+    "bare-cr-before-version": b"GET /x\rHTTP/1.1",
+    "bare-cr-before-crlf": b"GET /x HTTP/1.1\r",
+    "sp-before-method": b" GET /x HTTP/1.1",
+    "tab-before-method": b"\tGET /x HTTP/1.1",
+    "sp-after-an-empty-line": b"\r\n GET /x HTTP/1.1",
+    "bare-cr-before-method": b"\rGET /x HTTP/1.1",
+    "bare-cr-and-an-empty-line": b"\r\r\nGET /x HTTP/1.1",
+    "sp-before-crlf": b"GET /x HTTP/1.1 ",
+    "tab-before-crlf": b"GET /x HTTP/1.1\t",
+    "post-two-sp": b"POST  /x HTTP/1.1",
+    "http10-sp-before-crlf": b"GET /x HTTP/1.0 ",
+    "head-two-sp": b"HEAD /x  HTTP/1.1",
+}
+
+
+def make_split_app() -> Catzilla:
+    app = Catzilla()
+
+    @app.route("/{rest:path}", methods=["GET", "HEAD", "POST"])
+    def echo(request):
+        return JSONResponse({"path": request.raw_path.decode("latin-1"),
+                             "body": request.body.decode("latin-1")})
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def ports():
+    with fast_and_llhttp(make_split_app) as (fast, slow):
+        yield {"fast": fast.port, "llhttp": slow.port}
+
+
+def send_in_pieces(port: int, pieces: list[bytes]) -> tuple[bytes, bool]:
+    """Send the pieces apart (TCP_NODELAY and a pause: the server reads them apart), then read
+    what the server sends; returns it and whether the server closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i, piece in enumerate(pieces):
+            if i:
+                time.sleep(0.001)
+            try:
+                sock.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                break   # closed after its 400: what it sent is still read
+        sock.settimeout(1.0)
+        out = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                return out, False
+            except ConnectionResetError:
+                return out, True
+            if not chunk:
+                return out, True
+            out += chunk
+
+
+def sent(data: bytes, how: str) -> list[bytes]:
+    return [data] if how == "one send" else [data[i:i + 1] for i in range(len(data))]
+
+
+def statuses(out: bytes) -> list[int]:
+    return [int(s) for s in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)]
+
+
+def line_fields(head: bytes) -> bytes:
+    """The fields after a request line; a POST gets an empty body."""
+    if head.lstrip(b"\r\n \t").startswith(b"POST"):
+        return b"\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+    return _H
+
+
+@pytest.mark.parametrize("how", ["one send", "byte by byte"])
+@pytest.mark.parametrize("path", ["fast", "llhttp"])
+@pytest.mark.parametrize("line", list(_BAD_LINES.values()), ids=list(_BAD_LINES))
+def test_a_request_line_not_split_by_single_spaces_gets_400_and_close(ports, path, how, line):
+    # a request pipelined after it is not answered: the connection closes after the 400
+    out, closed = send_in_pieces(ports[path], sent(line + line_fields(line) + _NEXT, how))
+    assert statuses(out) == [400], out
+    assert b"\r\nConnection: close\r\n" in out and closed
+    if line.startswith(b"HEAD"):
+        assert out.endswith(b"\r\n\r\n")   # no body for a HEAD
+    else:
+        assert out.endswith(b'{"detail":"Invalid request line"}')
+
+
+# requests before a bad line, in one read with it or not: each is answered first
+_BEFORE = {
+    "fast-get": b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n",
+    "llhttp-get": b"GET /a HTTP/1.1\r\nHost: t\r\nX-Latin: caf\xe9\r\n\r\n",
+    "llhttp-head": b"HEAD /a HTTP/1.1\r\nHost: t\r\nX-Latin: caf\xe9\r\n\r\n",
+    "post": b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab  c",
+    "chunked": (b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3;ext=\"a b\"\r\n  \r\r\n0\r\nX-T: a  b\r\n\r\n"),
+    "two": (b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nab\r\n0\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n"),
+}
+
+
+@pytest.mark.parametrize("how", ["one send", "byte by byte"])
+@pytest.mark.parametrize("path", ["fast", "llhttp"])
+@pytest.mark.parametrize("line", [b"GET  /x HTTP/1.1", b"GET /x HTTP/1.1 ", b"\rGET /x HTTP/1.1",
+                                  b"\r\n GET /x HTTP/1.1", b"POST /x\tHTTP/1.1"],
+                         ids=["two-sp", "sp-before-crlf", "bare-cr", "sp-after-empty-line",
+                              "tab"])
+@pytest.mark.parametrize("before", list(_BEFORE.values()), ids=list(_BEFORE))
+def test_a_bad_request_line_behind_other_requests_gets_400_after_their_answers(
+        ports, path, how, line, before):
+    answered = before.count(b"HTTP/1.1\r\n")
+    out, closed = send_in_pieces(ports[path], sent(before + line + _H + _NEXT, how))
+    assert statuses(out) == [200] * answered + [400], out
+    assert b'"path":"/next"' not in out and closed
+    assert out.endswith(b'{"detail":"Invalid request line"}')   # (not a HEAD's: a body)
+    if before.startswith(b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length"):
+        assert b'"body":"ab  c"' in out
+
+
+_GOOD_LINES = [
+    b"GET /x HTTP/1.1" + _H,
+    b"HEAD /x HTTP/1.1" + _H,
+    b"GET /x?a=b%20c HTTP/1.1" + _H,
+    b"GET http://t/x HTTP/1.1" + _H,
+    b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nX-A: a  b\r\nX-B:  c \r\n\r\n",   # (spaces in fields)
+    b"\r\nGET /x HTTP/1.1" + _H,                 # empty lines before a request are skipped
+    b"\r\n\r\n\nGET /x HTTP/1.1" + _H,
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n  \r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab\r\n",   # + an empty line
+    b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"1;a=\"b  c\"\r\n \r\n10\r\n0123456789\r\n\r\n  \r\n0\r\nT:  t\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("how", ["one send", "byte by byte"])
+@pytest.mark.parametrize("path", ["fast", "llhttp"])
+def test_well_separated_request_lines_are_still_served(ports, path, how):
+    # all in one stream, then a request behind them on the same connection
+    data = b"".join(_GOOD_LINES) + _NEXT
+    out, closed = send_in_pieces(ports[path], sent(data, how))
+    assert statuses(out) == [200] * (len(_GOOD_LINES) + 1), out
+    assert not closed and out.endswith(b'{"path":"/next","body":""}')
+    assert b'"body":" 0123456789\\r\\n\\r\\n  "' in out   # (the chunked one)
+
+
+@pytest.mark.parametrize("how", ["one send", "byte by byte"])
+@pytest.mark.parametrize("path", ["fast", "llhttp"])
+@pytest.mark.parametrize("line, status", [
+    (b"FOO /x HTTP/1.1", 501),
+    (b"\r\nFOO /x HTTP/1.1", 501),
+    (b"FOO /x HTTP/1.1 ", 400),
+    (b"FOO /x HTTP/1.1\t", 400),
+    (b"FOO /x HTTP/1.1\r", 400),
+    (b"FOO  /x HTTP/1.1", 400),
+    (b"FOO /x  HTTP/1.1", 400),
+    (b" FOO /x HTTP/1.1", 400),
+    (b"\rFOO /x HTTP/1.1", 400),
+    (b"FOO /x HTTP/1.10", 400),
+])
+def test_an_unknown_method_gets_501_only_on_a_well_formed_line(ports, path, how, line, status):
+    out, closed = send_in_pieces(ports[path], sent(line + _H + _NEXT, how))
+    assert statuses(out) == [status] and closed, out
+
+
+@pytest.mark.parametrize("path", ["fast", "llhttp"])
+@pytest.mark.parametrize("size, status", [(8192, 400), (8193, 414)])
+def test_a_target_past_max_url_size_gets_414_whatever_follows_it(ports, path, size, status):
+    # the line is judged up to the limit the same however it is split: past it, llhttp's 414
+    line = b"GET /" + b"a" * (size - 1) + b"  HTTP/1.1" + _H
+    for pieces in ([line], [line[:4000], line[4000:]], [line[:size + 4], line[size + 4:]],
+                   [line[:size + 5], line[size + 5:]]):
+        out, closed = send_in_pieces(ports[path], pieces)
+        assert statuses(out) == [status] and closed, ([len(p) for p in pieces], out[:80])
