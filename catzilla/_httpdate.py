@@ -16,7 +16,8 @@ _MONTH_NUMBER = {name: i + 1 for i, name in enumerate(_MONTHS)}
 
 def format_http_date(timestamp: float | None = None) -> str:
     """IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT`` (now when ``timestamp`` is None)."""
-    t = time.gmtime(timestamp)
+    # (gmtime(None) reads time(2), a coarser clock than time.time()'s: it can be a second off)
+    t = time.gmtime(time.time() if timestamp is None else timestamp)
     return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (
         _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year,
         t.tm_hour, t.tm_min, t.tm_sec)
