@@ -196,10 +196,9 @@ cdef class Transport:
     cdef void _after_close(self)
 
 
-cdef class Connection(Transport):
-    """http1.pyx: the HTTP/1.1 protocol on its transport."""
+cdef class Http1Parser(Transport):
+    """http1_parse.pyx: the reading half of an HTTP/1.1 connection."""
     cdef object parser
-    cdef readonly uint64_t requests
     # the request being parsed
     cdef Request cur
     cdef list cur_headers
@@ -232,10 +231,8 @@ cdef class Connection(Transport):
     cdef bint expect_continue
     cdef int reject_status
     cdef str reject_detail
-    # responses
+    # what the answering half keeps and the reading half consults
     cdef object pending
-    cdef object task
-    cdef Request busy_request
     cdef bint busy
     cdef bint close_after_response
     cdef bint input_done         # a request asked to close: nothing after it is read
@@ -245,28 +242,38 @@ cdef class Connection(Transport):
     cdef bytes method_probe      # a request line llhttp refused, while the rest of it comes
     cdef bytes line_start        # the reads of an unfinished request line (for 400 or 501)
     cdef list upgrade_body
-    cdef readonly _Stream stream
-    cdef bytes last_path
     cdef uint64_t message_started
 
     cdef int _start(self) except -1
     cdef void _data_received(self, const char* data, Py_ssize_t n)
+    cdef _abort(self, int status, str detail)
+    cdef _stop_parsing(self)
+    cdef int _write_interim(self, bytes data) except -1
+    cdef void _feed(self, const char* data, Py_ssize_t n)
+    cdef void _probe_method(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
+    cdef Py_ssize_t _message_end(self)
+    cdef _read_next_line(self, Py_ssize_t end)
+    cdef void _take_request(self, Request req)
+    cdef void _reject(self, int status, str detail)
+    cdef void _reject_as(self, int status, str detail, bint head_only)
+
+
+cdef class Connection(Http1Parser):
+    """http1.pyx: the answering half: the HTTP/1.1 protocol on its transport."""
+    cdef readonly uint64_t requests
+    cdef object task
+    cdef Request busy_request
+    cdef readonly _Stream stream
+    cdef bytes last_path
+
     cdef void _eof_received(self)
     cdef void _write_queued(self)
     cdef void _write_done(self)
     cdef void _closing(self)
     cdef bint _connection_lost(self)
     cdef void _released(self)
-    cdef _abort(self, int status, str detail)
-    cdef _stop_parsing(self)
-    cdef int _write_interim(self, bytes data) except -1
-    cdef void _feed(self, const char* data, Py_ssize_t n)
-    cdef Py_ssize_t _fast_request(self, const char* p, Py_ssize_t n)
-    cdef void _probe_method(self, const char* data, Py_ssize_t n)
-    cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
-    cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
-    cdef Py_ssize_t _message_end(self)
-    cdef _read_next_line(self, Py_ssize_t end)
     cdef void _take_request(self, Request req)
     cdef int _write_response(self, Request req, object response) except -1
     cdef int _write_simple(self, int status, bytes body, list headers, bint head_only,

@@ -19,6 +19,8 @@ uv.catzilla_uv_init()
 
 include "writer.pyx"
 include "transport.pyx"
+include "http1_scan.pyx"
+include "http1_parse.pyx"
 include "http1.pyx"
 include "request.pyx"
 include "stream.pyx"

@@ -256,3 +256,14 @@ cdef int _start_stream(Connection conn, Request req, object response, str kind) 
         # the shutdown's policy applies to it as to the streams it found running
         srv._stop_for_shutdown(conn)
     return 0
+
+
+cdef void _check_path_params(dict params):
+    """Path parameters are joined to file paths by users: refuse '..' segments, absolute
+    values and NUL, which only an encoded request path can produce."""
+    for value in params.values():
+        if type(value) is str:
+            v = <str>value
+            if "\x00" in v or v.startswith("/") or v.startswith("\\") or ".." in v.replace(
+                    "\\", "/").split("/"):
+                raise _HTTPException(400, "Invalid path parameter")
