@@ -57,8 +57,6 @@ cdef class _Stream:
     cdef uint64_t ping_seen      # direct_seq at the last ping tick
 
     cdef int _begin(self) except -1
-    cdef bint _claim_direct(self, Py_ssize_t ln)
-    cdef int _send_direct(self, bytes data)
     cdef void _schedule(self)
     cdef void _cancel(self)
     cdef void _flush(self)
@@ -251,7 +249,6 @@ cdef class Http1Parser(Transport):
     cdef int _write_interim(self, bytes data) except -1
     cdef void _feed(self, const char* data, Py_ssize_t n)
     cdef void _probe_method(self, const char* data, Py_ssize_t n)
-    cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _upgrade_body(self, const char* data, Py_ssize_t n)
     cdef Py_ssize_t _message_end(self)
     cdef _read_next_line(self, Py_ssize_t end)

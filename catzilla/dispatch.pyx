@@ -208,12 +208,12 @@ cdef int _start_stream(Connection conn, Request req, object response, str kind) 
     if not head_only and kind != "async" and kind != "hub":
         stream.writable = _threading.Event()   # set by _begin, once the head is out
         if kind == "file":
-            job = stream._run_file
+            job = _partial(_run_file, stream)
         elif req.context is not None:
             # the producer sees the handler's context (a copy: a thread enters it)
-            job = _partial(req.context.copy().run, stream._run_sync)
+            job = _partial(req.context.copy().run, _run_sync, stream)
         else:
-            job = stream._run_sync
+            job = _partial(_run_sync, stream)
         if not srv.stream_pool.try_submit(job):
             if kind == "sync":
                 _close_producer(content, srv)

@@ -68,7 +68,7 @@ cdef class Http1Parser(Transport):
                     # Between messages: a complete plain request is taken without llhttp.
                     used = _fast_request(self, data, n)
                 if used < 0:
-                    used = self._feed_parser(data, n)
+                    used = _feed_parser(self, data, n)
             if used <= 0:
                 return
             data += used
@@ -88,149 +88,6 @@ cdef class Http1Parser(Transport):
             return
         self.method_probe = None
         self._reject(status or 400, None)
-
-    cdef Py_ssize_t _feed_parser(self, const char* data, Py_ssize_t n):
-        """Feed llhttp; returns the bytes it took (n but after an Upgrade request, where
-        the rest is for the caller to hand on)."""
-        cdef Py_ssize_t used
-        cdef bint was_in_headers = self.in_message and not self.headers_done
-        cdef Request started_with = self.cur
-        cdef bint was_in_body = self.in_message and self.headers_done
-        cdef Py_ssize_t body_before = self.cur_body_size
-        cdef int chunk_before = self.chunk_state
-        cdef uint64_t begun_before = self.messages_begun
-        cdef int status
-        cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
-        cdef int eol
-        cdef Py_ssize_t skip
-        cdef ChunkScan chunks
-        # The request line llhttp reads next is read ahead of it (_scan_line): from the read's
-        # beginning here, between requests or in a line that began in an earlier read; after a
-        # request that ends in the read, from where it ends (on_message_complete).
-        if not self.in_message and self.line.state == RL_LOST:
-            self.line.state = RL_BEFORE   # (a read that begins between requests: found)
-        if self.line.state != RL_DONE and self.line.state != RL_LOST and _scan_line(
-                &self.line, data, n, self.server.max_url_size) < 0:
-            self._reject_as(400, _BAD_LINE, self.line.flags & RL_HEAD)
-            return n
-        # what the callbacks need to measure a head that ends in this read, and to find where
-        # a request that ends in it ends
-        self.feed_ptr = data
-        self.feed_n = n
-        self.feed_cur = started_with if was_in_headers else None
-        self.feed_eol = self.head_eol if was_in_headers else -1
-        self.feed_line = -1 if self.in_message else _skip_empty_lines(data, n)
-        self.feed_body = 0 if was_in_body else -1
-        self.feed_body_before = body_before
-        self.feed_chunks_go_on = was_in_body
-        try:
-            self.parser.feed_data(mv)
-        except _ParserUpgrade as exc:
-            # We do not upgrade (CONNECT was refused before), so the request is served as
-            # HTTP/1.1 and the connection goes on in HTTP/1.1 (RFC 9110 7.8), as for any
-            # request: llhttp stops after it, so a new parser reads what follows; with a
-            # body, that body first (_upgrade_body: llhttp left it unread).
-            self.parser = _new_parser(self)
-            used = exc.args[0] if exc.args else n
-            return used if 0 < used <= n else n
-        except _ParserCallbackError:
-            if self.reject_status > 0:
-                self._reject(self.reject_status, self.reject_detail)
-            elif self.reject_status == 0:
-                _report_error(RuntimeError("parser callback failed"))
-                self._close()
-            return n
-        except _ParserInvalidMethodError:
-            # 501 or 400 from the failing request's own line (its end may come in later
-            # reads): it began in this read, where the request before it ended if there was
-            # one (feed_line), or in earlier reads (line_start)
-            line = None
-            if self.messages_begun > begun_before and self.feed_line >= 0:
-                line = PyBytes_FromStringAndSize(data + self.feed_line, n - self.feed_line)
-            elif was_in_headers and self.cur is started_with and self.line_start is not None:
-                line = self.line_start + PyBytes_FromStringAndSize(data, n)   # a line in pieces
-            self.line_start = None
-            if line is None:
-                self._reject(400, None)
-                return n
-            status = _invalid_method_status(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
-            if status == 0:
-                # the line goes on in a later read: judged once it has come (_probe_method)
-                self.method_probe = line
-                return n
-            self._reject(status, None)
-            return n
-        except _ParserError as exc:
-            if self.in_message and not self.cur_head:
-                # (llhttp may fail on the target before it tells us of it: on_url)
-                self.cur_head = self.parser.get_method() == b"HEAD"
-            self._reject(400, "Bad Request: %s" % (exc,))
-            return n
-        finally:
-            mv.release()
-            self.feed_ptr = NULL
-            self.feed_cur = None
-        if self.in_message and not self.headers_done and not self.closed:
-            # Bound what httptools buffers for a head that spans reads: the callbacks count
-            # only whole fields, so also count the raw bytes of the reads the head came in
-            # (not both added up: a 24 KB head in three reads is not 48 KB). The raw count
-            # also holds the request line's method and version, line ends and optional
-            # whitespace, which the fields' count leaves out: HEAD_RAW_SLACK more is allowed
-            # for those. A head that ends in a read is measured the same way, to its empty
-            # line (on_headers_complete; the fast path), so that it gets the same answer in
-            # one read or in several. Empty lines before a request are not counted.
-            if was_in_headers and self.cur is started_with:
-                self.head_raw += n
-                if self.head_eol >= 0:
-                    eol = self.head_eol
-                    _blank_line_end(data, n, &eol)
-                    self.head_eol = eol
-                if self.line_start is not None:
-                    if memchr(data, 10, n) == NULL and PyBytes_GET_SIZE(
-                            self.line_start) + n <= self.server.max_url_size + LINE_SLACK:
-                        self.line_start += PyBytes_FromStringAndSize(data, n)
-                    else:
-                        self.line_start = None
-            elif self.messages_begun > begun_before and self.feed_line >= 0:
-                skip = self.feed_line   # it began in this read, there (its line's method)
-                self.head_raw = n - skip
-                eol = 0
-                _blank_line_end(data + skip, n - skip, &eol)
-                self.head_eol = eol
-                # an unfinished request line, kept in case llhttp refuses its method later
-                self.line_start = (PyBytes_FromStringAndSize(data + skip, n - skip)
-                                   if memchr(data + skip, 10, n - skip) == NULL else None)
-            if (self.head_raw > self.server.max_header_size + HEAD_RAW_SLACK
-                    or self.cur_header_bytes > self.server.max_header_size):
-                self._reject(431, None)
-        elif was_in_body and self.in_message and self.cur is started_with and not self.closed:
-            # A read that goes on after the last chunk's size line without body bytes is the
-            # trailer section, whose unfinished field httptools buffers (re-joining it on
-            # every read): bound it like a head in pieces. (A chunk's size line and
-            # extensions are not buffered: they are bounded by time, as 408, whatever the
-            # reads, the same as in one read.)
-            if self.cur_body_size != body_before or chunk_before != 1 or self.chunk_state != 1:
-                self.tail_bytes = 0
-            else:
-                self.tail_bytes += n
-                if self.tail_bytes > self.server.max_header_size + HEAD_RAW_SLACK:
-                    self._reject(431, None)
-        if self.line_start is not None and (self.headers_done or not self.in_message):
-            self.line_start = None
-        if (self.in_message and self.headers_done and self.cur_te is not None
-                and self.upgrade_req is None and not self.closed):
-            # a chunked body that goes on in the next read: its framing so far
-            if self.feed_body < 0:
-                self.chunks.state = CK_LOST
-            else:
-                if not self.feed_chunks_go_on:
-                    _chunks_begin(&self.chunks)
-                chunks = self.chunks
-                if _chunked_end(&chunks, data + self.feed_body, n - self.feed_body) < 0:
-                    self.chunks = chunks
-                else:
-                    self.chunks.state = CK_LOST   # (llhttp has not read it to its end)
-        return n
 
     # httptools callbacks (called inside feed_data) ------------------------------------------
 
@@ -505,6 +362,150 @@ cdef class Http1Parser(Transport):
         b.base = PyBytes_AS_STRING(data)
         b.len = PyBytes_GET_SIZE(data)
         return self._write(&b, &owner, 1)
+
+
+cdef Py_ssize_t _feed_parser(Http1Parser conn, const char* data, Py_ssize_t n):
+    """Feed llhttp; returns the bytes it took (n but after an Upgrade request, where
+    the rest is for the caller to hand on)."""
+    cdef Py_ssize_t used
+    cdef bint was_in_headers = conn.in_message and not conn.headers_done
+    cdef Request started_with = conn.cur
+    cdef bint was_in_body = conn.in_message and conn.headers_done
+    cdef Py_ssize_t body_before = conn.cur_body_size
+    cdef int chunk_before = conn.chunk_state
+    cdef uint64_t begun_before = conn.messages_begun
+    cdef int status
+    cdef object mv = PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ)
+    cdef int eol
+    cdef Py_ssize_t skip
+    cdef ChunkScan chunks
+    # The request line llhttp reads next is read ahead of it (_scan_line): from the read's
+    # beginning here, between requests or in a line that began in an earlier read; after a
+    # request that ends in the read, from where it ends (on_message_complete).
+    if not conn.in_message and conn.line.state == RL_LOST:
+        conn.line.state = RL_BEFORE   # (a read that begins between requests: found)
+    if conn.line.state != RL_DONE and conn.line.state != RL_LOST and _scan_line(
+            &conn.line, data, n, conn.server.max_url_size) < 0:
+        conn._reject_as(400, _BAD_LINE, conn.line.flags & RL_HEAD)
+        return n
+    # what the callbacks need to measure a head that ends in this read, and to find where
+    # a request that ends in it ends
+    conn.feed_ptr = data
+    conn.feed_n = n
+    conn.feed_cur = started_with if was_in_headers else None
+    conn.feed_eol = conn.head_eol if was_in_headers else -1
+    conn.feed_line = -1 if conn.in_message else _skip_empty_lines(data, n)
+    conn.feed_body = 0 if was_in_body else -1
+    conn.feed_body_before = body_before
+    conn.feed_chunks_go_on = was_in_body
+    try:
+        conn.parser.feed_data(mv)
+    except _ParserUpgrade as exc:
+        # We do not upgrade (CONNECT was refused before), so the request is served as
+        # HTTP/1.1 and the connection goes on in HTTP/1.1 (RFC 9110 7.8), as for any
+        # request: llhttp stops after it, so a new parser reads what follows; with a
+        # body, that body first (_upgrade_body: llhttp left it unread).
+        conn.parser = _new_parser(conn)
+        used = exc.args[0] if exc.args else n
+        return used if 0 < used <= n else n
+    except _ParserCallbackError:
+        if conn.reject_status > 0:
+            conn._reject(conn.reject_status, conn.reject_detail)
+        elif conn.reject_status == 0:
+            _report_error(RuntimeError("parser callback failed"))
+            conn._close()
+        return n
+    except _ParserInvalidMethodError:
+        # 501 or 400 from the failing request's own line (its end may come in later
+        # reads): it began in this read, where the request before it ended if there was
+        # one (feed_line), or in earlier reads (line_start)
+        line = None
+        if conn.messages_begun > begun_before and conn.feed_line >= 0:
+            line = PyBytes_FromStringAndSize(data + conn.feed_line, n - conn.feed_line)
+        elif was_in_headers and conn.cur is started_with and conn.line_start is not None:
+            line = conn.line_start + PyBytes_FromStringAndSize(data, n)   # a line in pieces
+        conn.line_start = None
+        if line is None:
+            conn._reject(400, None)
+            return n
+        status = _invalid_method_status(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
+        if status == 0:
+            # the line goes on in a later read: judged once it has come (_probe_method)
+            conn.method_probe = line
+            return n
+        conn._reject(status, None)
+        return n
+    except _ParserError as exc:
+        if conn.in_message and not conn.cur_head:
+            # (llhttp may fail on the target before it tells us of it: on_url)
+            conn.cur_head = conn.parser.get_method() == b"HEAD"
+        conn._reject(400, "Bad Request: %s" % (exc,))
+        return n
+    finally:
+        mv.release()
+        conn.feed_ptr = NULL
+        conn.feed_cur = None
+    if conn.in_message and not conn.headers_done and not conn.closed:
+        # Bound what httptools buffers for a head that spans reads: the callbacks count
+        # only whole fields, so also count the raw bytes of the reads the head came in
+        # (not both added up: a 24 KB head in three reads is not 48 KB). The raw count
+        # also holds the request line's method and version, line ends and optional
+        # whitespace, which the fields' count leaves out: HEAD_RAW_SLACK more is allowed
+        # for those. A head that ends in a read is measured the same way, to its empty
+        # line (on_headers_complete; the fast path), so that it gets the same answer in
+        # one read or in several. Empty lines before a request are not counted.
+        if was_in_headers and conn.cur is started_with:
+            conn.head_raw += n
+            if conn.head_eol >= 0:
+                eol = conn.head_eol
+                _blank_line_end(data, n, &eol)
+                conn.head_eol = eol
+            if conn.line_start is not None:
+                if memchr(data, 10, n) == NULL and PyBytes_GET_SIZE(
+                        conn.line_start) + n <= conn.server.max_url_size + LINE_SLACK:
+                    conn.line_start += PyBytes_FromStringAndSize(data, n)
+                else:
+                    conn.line_start = None
+        elif conn.messages_begun > begun_before and conn.feed_line >= 0:
+            skip = conn.feed_line   # it began in this read, there (its line's method)
+            conn.head_raw = n - skip
+            eol = 0
+            _blank_line_end(data + skip, n - skip, &eol)
+            conn.head_eol = eol
+            # an unfinished request line, kept in case llhttp refuses its method later
+            conn.line_start = (PyBytes_FromStringAndSize(data + skip, n - skip)
+                               if memchr(data + skip, 10, n - skip) == NULL else None)
+        if (conn.head_raw > conn.server.max_header_size + HEAD_RAW_SLACK
+                or conn.cur_header_bytes > conn.server.max_header_size):
+            conn._reject(431, None)
+    elif was_in_body and conn.in_message and conn.cur is started_with and not conn.closed:
+        # A read that goes on after the last chunk's size line without body bytes is the
+        # trailer section, whose unfinished field httptools buffers (re-joining it on
+        # every read): bound it like a head in pieces. (A chunk's size line and
+        # extensions are not buffered: they are bounded by time, as 408, whatever the
+        # reads, the same as in one read.)
+        if conn.cur_body_size != body_before or chunk_before != 1 or conn.chunk_state != 1:
+            conn.tail_bytes = 0
+        else:
+            conn.tail_bytes += n
+            if conn.tail_bytes > conn.server.max_header_size + HEAD_RAW_SLACK:
+                conn._reject(431, None)
+    if conn.line_start is not None and (conn.headers_done or not conn.in_message):
+        conn.line_start = None
+    if (conn.in_message and conn.headers_done and conn.cur_te is not None
+            and conn.upgrade_req is None and not conn.closed):
+        # a chunked body that goes on in the next read: its framing so far
+        if conn.feed_body < 0:
+            conn.chunks.state = CK_LOST
+        else:
+            if not conn.feed_chunks_go_on:
+                _chunks_begin(&conn.chunks)
+            chunks = conn.chunks
+            if _chunked_end(&chunks, data + conn.feed_body, n - conn.feed_body) < 0:
+                conn.chunks = chunks
+            else:
+                conn.chunks.state = CK_LOST   # (llhttp has not read it to its end)
+    return n
 
 
 cdef object _new_parser(Http1Parser conn):

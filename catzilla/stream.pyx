@@ -1,13 +1,12 @@
 # Streaming responses: producers off the hot path, chunk framing, back-pressure, cancellation.
 #
 # Sync producers (generators, iterators, lists) run on worker threads; async generators run as
-# tasks on the loop; files are sent with sendfile(2) by a worker thread. Produced chunks are
+# tasks on the loop; files are sent with sendfile(2) by a worker thread (the threads' side is
+# producers.pyx). Produced chunks are
 # appended to the stream's deque; a worker wakes the loop with the server's uv_async_t. The loop
 # writes every chunk ready for a stream in one vectored write: small chunks are framed into the
 # scratch buffer, large ones are written from the chunk object itself (no copy).
 
-import os as _os
-import select as _select
 from asyncio import CancelledError as _CancelledError
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -221,173 +220,6 @@ cdef class _Stream:
     def _enqueue(self, bytes data):
         """``_append`` for Python callers (the hub's replay)."""
         self._append(data)
-
-    def _run_sync(self):
-        """Worker thread: iterate a sync producer, waiting while the socket is backed up.
-
-        A big chunk goes straight to the socket from this thread when nothing else is queued
-        for it (no hand-off to the loop, no wake-up); the rest goes through the loop."""
-        cdef int err
-        cdef Py_ssize_t produced = 0   # bytes of the producer's items so far
-        cdef bint told = False         # its last word is pushed already
-        cdef bint ended = False        # the producer ran out (not stopped)
-        it = None
-        failure = None
-        writable = self.writable
-        writable.wait()   # the head goes first
-        try:
-            it = iter(self.content)
-            while not self.cancelled:
-                if self.queued + self.wqs > self.high_water:
-                    writable.clear()
-                    if self.queued + self.wqs > self.high_water and not self.cancelled:
-                        writable.wait()
-                    continue
-                try:
-                    chunk = next(it)
-                except StopIteration:
-                    ended = True
-                    break
-                if self.cancelled:
-                    break
-                data = _encode_chunk(self, chunk)
-                if self.mode == MODE_LENGTH:
-                    produced += PyBytes_GET_SIZE(data)
-                    if produced > self.expected:
-                        # An overrun: this item is not sent (the client sees a body cut
-                        # short, not a whole one) and the producer stops here, not when the
-                        # loop's writer sees it, meanwhile making items no one will send.
-                        # Told at once, not after the producer's clean-up, which may take long.
-                        self._push(_overrun(self))
-                        told = True
-                        break
-                if PyBytes_GET_SIZE(data) >= DIRECT_CHUNK and self._claim_direct(
-                        PyBytes_GET_SIZE(data)):
-                    err = self._send_direct(data)
-                    if err:
-                        failure = _Failure(OSError(err, _os.strerror(err)), quiet=True)
-                        break
-                elif PyBytes_GET_SIZE(data):
-                    self._push(data)
-            if ended:
-                data = _encoder_tail(self)
-                if PyBytes_GET_SIZE(data):
-                    produced += PyBytes_GET_SIZE(data)
-                    if self.mode == MODE_LENGTH and produced > self.expected:
-                        self._push(_overrun(self))
-                        told = True
-                    else:
-                        self._push(data)
-        except BaseException as exc:
-            failure = _Failure(exc)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except BaseException as exc:
-                    if told:   # the overrun is reported already: this one still is
-                        _log_close_error(self, exc)
-                    elif failure is None:
-                        failure = _Failure(exc)
-            if not told:
-                self._push(failure if failure is not None else _END)
-
-    cdef bint _claim_direct(self, Py_ssize_t ln):
-        """Producer thread, GIL held: may it write a chunk of ln bytes to the socket itself?
-        Only when everything before it has reached the kernel. While it writes, the loop
-        writes nothing to this socket and does not close it (holds_fd)."""
-        cdef Connection conn = self.conn
-        if (self.fd < 0 or self.cancelled or self.finished or self.scheduled
-                or self.chunks or conn.closed or conn.lingering or conn.writing
-                or conn.stream is not self
-                or uv.catzilla_write_queue_size(<uv.uv_stream_t*>conn.handle) != 0):
-            return False
-        if self.mode == MODE_LENGTH and self.sent + ln > self.expected:
-            return False   # (bytes not the producer's, e.g. a retry line): the loop reports
-        self.direct = True
-        self.holds_fd = True
-        self.server.fd_holders += 1
-        return True
-
-    cdef int _send_direct(self, bytes data):
-        """Producer thread, after _claim_direct: one non-blocking send of the framed chunk
-        with the GIL released. What the kernel does not take goes to the loop's queue.
-        Returns 0, or the errno of a failed send (the client has gone)."""
-        cdef Connection conn = self.conn
-        cdef Server srv = self.server
-        cdef char head[CHUNK_HEAD_MAX]
-        cdef int hl = 0, tl = 0
-        cdef const char* p = PyBytes_AS_STRING(data)
-        cdef Py_ssize_t ln = PyBytes_GET_SIZE(data)
-        cdef Py_ssize_t done, total
-        cdef int fd = self.fd
-        cdef int err = 0
-        if self.mode == MODE_CHUNKED:
-            hl = _chunk_head(head, ln)
-            tl = 2
-        total = hl + ln + tl
-        with nogil:
-            done = catzilla_send_framed(fd, head, hl, p, ln, "\r\n", tl)
-        # still `direct` until what the kernel did not take is queued: nothing may be written
-        # between the two parts of a chunk (allocating the rest can let the loop run)
-        if done > 0:
-            self.sent += ln
-            conn.bytes_sent += done
-            srv.bytes_sent += done
-            srv.direct_writes += 1
-            self.direct_seq += 1
-            if done < total:
-                srv.direct_partial += 1
-                # the rest, framing included, is written by the loop when the socket drains
-                rest = (PyBytes_FromStringAndSize(head, hl) + data + _CRLF[:tl])[done:]
-                self._push(_Raw(rest))
-        elif done == -EAGAIN:
-            srv.direct_refused += 1
-            self._push(data)
-        else:
-            err = <int>-done
-        self.direct = False
-        if not self.cancelled and not srv.wakeup_close_pending:
-            self.holds_fd = False
-            srv.fd_holders -= 1
-        else:
-            # The loop closed (or is closing) the connection meanwhile and waits for this
-            # thread to let go of the socket: tell it now, not after the producer's clean-up.
-            self._push(_LET_GO)
-        if self.chunks and not self.scheduled:
-            self._schedule()   # e.g. a ping queued while we wrote
-        return err
-
-    def _run_file(self):
-        """Worker thread: sendfile(2) a byte range of a file to the socket."""
-        failure = None
-        cdef int sock_fd
-        try:
-            self.writable.wait()   # set once the head has left (or on cancel)
-            path, offset, count = self.content
-            sock_fd = self.fd
-            end = offset + count
-            poller = _select.poll()
-            poller.register(sock_fd, _select.POLLOUT)
-            with open(path, "rb") as f:
-                file_fd = f.fileno()
-                while offset < end and not self.cancelled:
-                    try:
-                        n = _os.sendfile(sock_fd, file_fd, offset, min(end - offset, 1 << 26))
-                    except BlockingIOError:
-                        poller.poll(500)
-                        continue
-                    if n == 0:
-                        raise RuntimeError("%s shrank while it was being sent" % (path,))
-                    offset += n
-                    self.sent += n
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            failure = _Failure(exc, quiet=True)
-        except BaseException as exc:
-            failure = _Failure(exc, quiet=self.cancelled)
-        finally:
-            self._push(failure if failure is not None else _END)
 
     # -- the loop's side -------------------------------------------------------------------
 
