@@ -291,11 +291,11 @@ class RedisBroadcast(Broadcast):
             group = st.groups[sub.channel] = _RGroup(sub.channel, self._key(sub.channel))
             group.created = st.loop.time()
             st.by_key[group.key] = group
-            group.ready = self._spawn(st, self._init_group(st, group))
+            group.ready = self._spawn(st, _init_group(self, st, group))
         if sub.last_event_id is None and group.position is not None:
             group.streams.add(stream)   # live from the group's position on
             return
-        group.joining[stream] = self._spawn(st, self._join(st, group, stream, sub.last_event_id))
+        group.joining[stream] = self._spawn(st, _join(self, st, group, stream, sub.last_event_id))
 
     def _detach(self, channel: str, stream: Any) -> None:
         st = self._states.get(stream.server.loop)
@@ -317,236 +317,6 @@ class RedisBroadcast(Broadcast):
             if not st.groups and st.reader is not None:
                 st.reader.cancel()      # redis-py drops the connection of a cancelled command
                 st.reader = None
-
-    async def _retrying(self, st: _LoopState, group: _RGroup, what: str, attempt: Any) -> Any:
-        """Run ``attempt()`` until it succeeds, backing off while Redis is unreachable;
-        gives up (returns None) when the group is gone."""
-        delay = 0.05
-        while st.groups.get(group.channel) is group and not st.closed:
-            try:
-                return await attempt()
-            except (OSError, ConnectionError) as exc:
-                error = exc
-            except Exception as exc:
-                import redis
-
-                if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-                    raise
-                error = exc
-            logger.warning("catzilla: Redis %s for channel %r failed (%s); retrying in %.1f s",
-                           what, group.channel, error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        return None
-
-    async def _init_group(self, st: _LoopState, group: _RGroup) -> None:
-        """Choose where the reader starts reading the channel for this loop.
-
-        The group's first streams had their response heads sent before this runs, and a
-        client may react to them by publishing (through another process) before Redis
-        answers here. So the reader starts from the stream's end or, if earlier, from Redis's
-        clock (``TIME``, the clock its ids come from) minus the time elapsed since the group
-        was made: nothing published after a subscriber got its head is missed (an event from
-        just before may be delivered).
-        """
-
-        async def ask() -> list:
-            pipe = st.client.pipeline(transaction=False)
-            pipe.time()
-            pipe.xrevrange(group.key, "+", "-", count=1)
-            return await pipe.execute()
-
-        answer = await self._retrying(st, group, "XREVRANGE", ask)
-        if answer is None or st.groups.get(group.channel) is not group:
-            return
-        (seconds, micros), last = answer
-        elapsed_ms = int((st.loop.time() - group.created) * 1000) + 2
-        since = b"%d-0" % max(seconds * 1000 + micros // 1000 - elapsed_ms, 0)
-        group.position = since
-        if last and _id_key(last[0][0]) < _id_key(since):
-            group.position = last[0][0]
-        if st.reader is None:
-            st.reader = self._spawn(st, self._read(st))
-        else:
-            self._spawn(st, self._wake(st))
-
-    async def _wake(self, st: _LoopState) -> None:
-        """Make the reader's XREAD return so that it reads the new channel set too."""
-        try:
-            # (with an expiry: a process that dies without closing must not leave it for good)
-            async with st.client.pipeline(transaction=False) as pipe:
-                pipe.xadd(st.ctl_key, {b"w": b"1"}, maxlen=1, approximate=False)
-                pipe.expire(st.ctl_key, WAKE_KEY_TTL)
-                await pipe.execute()
-        except Exception as exc:
-            logger.warning("catzilla: could not wake the Redis reader: %s", exc)
-
-    async def _join(self, st: _LoopState, group: _RGroup, stream: Any,
-                    last_event_id: str | None) -> None:
-        try:
-            await self._replay_and_join(st, group, stream, last_event_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("catzilla: Redis replay to a subscriber of %r failed; it gets "
-                             "live events only", group.channel)
-            if group.joining.pop(stream, None) is not None:
-                group.streams.add(stream)
-
-    async def _replay_and_join(self, st: _LoopState, group: _RGroup, stream: Any,
-                               last_event_id: str | None) -> None:
-        """Replay to one stream what follows ``last_event_id``, then add it to the group."""
-        if group.position is None:
-            await asyncio.shield(group.ready)
-        if group.joining.get(stream) is None:
-            return                              # it left meanwhile
-        if last_event_id is not None:
-            m = _ID.match(last_event_id.strip())
-            cursor = (b"%s-%s" % (m.group(1).encode(), (m.group(2) or "0").encode())
-                      if m else None)
-            first = None
-            try:
-                info = await self._retrying(st, group, "XINFO",
-                                            lambda: st.client.xinfo_stream(group.key))
-            except Exception:                   # no such key: nothing was published yet
-                info = None
-            if group.joining.get(stream) is None:
-                return
-            batch: list[bytes] = []
-            if info is not None:
-                entry = info.get("first-entry")
-                first = entry[0] if entry else None
-                if self._lost(info, first, cursor):
-                    batch.append(_lost_notice(None, last_event_id,
-                                              first.decode() if first else None))
-            if cursor is None:
-                cursor = b"0-0"
-            last = info.get("last-generated-id") if info is not None else None
-            if cursor != b"0-0" and (last is None or _id_key(cursor) > _id_key(last)):
-                # an id the stream has not reached (another Redis, a clock set back, a bad
-                # header): there is nothing to replay, and no reader will ever reach it
-                cursor = None
-            while cursor is not None:
-                if _id_key(cursor) > _id_key(group.position):
-                    # it saw events this loop's reader has not read yet: wait for the reader
-                    waiter = st.loop.create_future()
-                    group.waiters.append(waiter)
-                    await asyncio.wait([waiter], timeout=1.0)
-                    if group.joining.get(stream) is None:
-                        return
-                    continue
-                entries = await self._retrying(
-                    st, group, "XRANGE",
-                    lambda c=cursor: st.client.xrange(group.key, b"(" + c, "+", count=500))
-                if group.joining.get(stream) is None:
-                    return
-                caught_up = False
-                for eid, fields in entries or ():
-                    if _id_key(eid) > _id_key(group.position):
-                        caught_up = True        # the reader delivers the rest
-                        break
-                    payload = self._payload(eid, fields)
-                    if payload is not None:
-                        batch.append(payload)
-                    cursor = eid
-                if batch:
-                    with self._lock:
-                        ch = self._channel(group.channel)
-                    self._fanout_to(ch, (stream,), b"".join(batch))
-                    batch = []
-                if caught_up or (len(entries or ()) < 500
-                                 and _id_key(group.position) <= _id_key(cursor)):
-                    break
-        if group.joining.pop(stream, None) is not None:
-            group.streams.add(stream)
-
-    @staticmethod
-    def _lost(info: dict, first: bytes | None, cursor: bytes | None) -> bool:
-        """Were events after ``cursor`` removed from the stream (XINFO STREAM ``info``)?"""
-        added = info.get("entries-added")
-        if cursor is None:                      # not a stream id: cannot tell what it saw
-            return added is None or added > 0
-        if added is not None and added <= info.get("length", 0):
-            return False                        # nothing was ever trimmed or deleted
-        at = _id_key(cursor)
-        deleted = info.get("max-deleted-entry-id")
-        if deleted is not None and at < _id_key(deleted):
-            return True
-        if first is not None:
-            return at < _id_key(first)
-        last = info.get("last-generated-id")
-        return last is not None and at < _id_key(last)
-
-    def _payload(self, eid: bytes, fields: dict) -> bytes | None:
-        body = fields.get(b"b")
-        if body is None:                        # XADDed by another program
-            try:
-                data = fields.get(b"data")
-                event = fields.get(b"event")
-                body = format_sse(data=data.decode("utf-8") if data is not None else None,
-                                  event=event.decode("utf-8") if event is not None else None)
-            except Exception as exc:
-                logger.warning("catzilla: skipping Redis stream entry %s: %s", eid, exc)
-                return None
-        return b"id: " + eid + b"\n" + body
-
-    async def _read(self, st: _LoopState) -> None:
-        """This loop's reader: XREAD BLOCK on every channel subscribed here."""
-        import redis
-
-        client = self._async_client(socket_timeout=self.block_ms / 1000 + 10)
-        delay = 0.05
-        try:
-            while True:
-                streams = {g.key: g.position for g in st.groups.values()
-                           if g.position is not None}
-                if not streams or st.closed:
-                    break
-                streams[st.ctl_key] = st.ctl_last
-                try:
-                    response = await client.xread(streams, count=1000, block=self.block_ms)
-                except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                    logger.warning("catzilla: Redis XREAD failed (%s); retrying in %.1f s",
-                                   exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                delay = 0.05
-                for key, entries in response or ():
-                    if key == st.ctl_key:
-                        st.ctl_last = entries[-1][0]
-                        continue
-                    group = st.by_key.get(key)
-                    if group is not None and group.position is not None:
-                        self._deliver(group, entries)
-        finally:
-            if st.reader is asyncio.current_task():
-                st.reader = None
-            await client.aclose()
-
-    def _deliver(self, group: _RGroup, entries: list) -> None:
-        with self._lock:
-            ch = self._channel(group.channel)
-        position = _id_key(group.position)
-        eid = None
-        for eid, fields in entries:
-            key = _id_key(eid)
-            if key <= position:
-                continue
-            position = key
-            group.position = eid
-            payload = self._payload(eid, fields)
-            if payload is not None:
-                self._fanout_to(ch, group.streams, payload)
-        if eid is not None:
-            with self._lock:
-                ch.stats.last_id = group.position.decode("ascii")
-            waiters, group.waiters = group.waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    # -- closing ---------------------------------------------------------------------------
 
     async def _close_state(self, st: _LoopState) -> None:
         if st.closed:
@@ -598,3 +368,245 @@ class RedisBroadcast(Broadcast):
     def __repr__(self) -> str:
         return "<RedisBroadcast %s channels=%d>" % (self.url, len(self._channels))
 
+
+# -- the reading side: one reader task per event loop, XREAD BLOCK on the channels subscribed
+# there, replay and join for a stream that resumes, local fan-out ------------------------------
+
+
+async def _retrying(hub: RedisBroadcast, st: _LoopState, group: _RGroup, what: str,
+                    attempt: Any) -> Any:
+    """Run ``attempt()`` until it succeeds, backing off while Redis is unreachable;
+    gives up (returns None) when the group is gone."""
+    delay = 0.05
+    while st.groups.get(group.channel) is group and not st.closed:
+        try:
+            return await attempt()
+        except (OSError, ConnectionError) as exc:
+            error = exc
+        except Exception as exc:
+            import redis
+
+            if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                raise
+            error = exc
+        logger.warning("catzilla: Redis %s for channel %r failed (%s); retrying in %.1f s",
+                       what, group.channel, error, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    return None
+
+
+async def _init_group(hub: RedisBroadcast, st: _LoopState, group: _RGroup) -> None:
+    """Choose where the reader starts reading the channel for this loop.
+
+    The group's first streams had their response heads sent before this runs, and a
+    client may react to them by publishing (through another process) before Redis
+    answers here. So the reader starts from the stream's end or, if earlier, from Redis's
+    clock (``TIME``, the clock its ids come from) minus the time elapsed since the group
+    was made: nothing published after a subscriber got its head is missed (an event from
+    just before may be delivered).
+    """
+
+    async def ask() -> list:
+        pipe = st.client.pipeline(transaction=False)
+        pipe.time()
+        pipe.xrevrange(group.key, "+", "-", count=1)
+        return await pipe.execute()
+
+    answer = await _retrying(hub, st, group, "XREVRANGE", ask)
+    if answer is None or st.groups.get(group.channel) is not group:
+        return
+    (seconds, micros), last = answer
+    elapsed_ms = int((st.loop.time() - group.created) * 1000) + 2
+    since = b"%d-0" % max(seconds * 1000 + micros // 1000 - elapsed_ms, 0)
+    group.position = since
+    if last and _id_key(last[0][0]) < _id_key(since):
+        group.position = last[0][0]
+    if st.reader is None:
+        st.reader = hub._spawn(st, _read(hub, st))
+    else:
+        hub._spawn(st, _wake(hub, st))
+
+
+async def _wake(hub: RedisBroadcast, st: _LoopState) -> None:
+    """Make the reader's XREAD return so that it reads the new channel set too."""
+    try:
+        # (with an expiry: a process that dies without closing must not leave it for good)
+        async with st.client.pipeline(transaction=False) as pipe:
+            pipe.xadd(st.ctl_key, {b"w": b"1"}, maxlen=1, approximate=False)
+            pipe.expire(st.ctl_key, WAKE_KEY_TTL)
+            await pipe.execute()
+    except Exception as exc:
+        logger.warning("catzilla: could not wake the Redis reader: %s", exc)
+
+
+async def _join(hub: RedisBroadcast, st: _LoopState, group: _RGroup, stream: Any,
+                last_event_id: str | None) -> None:
+    try:
+        await _replay_and_join(hub, st, group, stream, last_event_id)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("catzilla: Redis replay to a subscriber of %r failed; it gets "
+                         "live events only", group.channel)
+        if group.joining.pop(stream, None) is not None:
+            group.streams.add(stream)
+
+
+async def _replay_and_join(hub: RedisBroadcast, st: _LoopState, group: _RGroup, stream: Any,
+                           last_event_id: str | None) -> None:
+    """Replay to one stream what follows ``last_event_id``, then add it to the group."""
+    if group.position is None:
+        await asyncio.shield(group.ready)
+    if group.joining.get(stream) is None:
+        return                              # it left meanwhile
+    if last_event_id is not None:
+        m = _ID.match(last_event_id.strip())
+        cursor = (b"%s-%s" % (m.group(1).encode(), (m.group(2) or "0").encode())
+                  if m else None)
+        first = None
+        try:
+            info = await _retrying(hub, st, group, "XINFO",
+                                        lambda: st.client.xinfo_stream(group.key))
+        except Exception:                   # no such key: nothing was published yet
+            info = None
+        if group.joining.get(stream) is None:
+            return
+        batch: list[bytes] = []
+        if info is not None:
+            entry = info.get("first-entry")
+            first = entry[0] if entry else None
+            if _lost(info, first, cursor):
+                batch.append(_lost_notice(None, last_event_id,
+                                          first.decode() if first else None))
+        if cursor is None:
+            cursor = b"0-0"
+        last = info.get("last-generated-id") if info is not None else None
+        if cursor != b"0-0" and (last is None or _id_key(cursor) > _id_key(last)):
+            # an id the stream has not reached (another Redis, a clock set back, a bad
+            # header): there is nothing to replay, and no reader will ever reach it
+            cursor = None
+        while cursor is not None:
+            if _id_key(cursor) > _id_key(group.position):
+                # it saw events this loop's reader has not read yet: wait for the reader
+                waiter = st.loop.create_future()
+                group.waiters.append(waiter)
+                await asyncio.wait([waiter], timeout=1.0)
+                if group.joining.get(stream) is None:
+                    return
+                continue
+            entries = await _retrying(hub,
+                st, group, "XRANGE",
+                lambda c=cursor: st.client.xrange(group.key, b"(" + c, "+", count=500))
+            if group.joining.get(stream) is None:
+                return
+            caught_up = False
+            for eid, fields in entries or ():
+                if _id_key(eid) > _id_key(group.position):
+                    caught_up = True        # the reader delivers the rest
+                    break
+                payload = _payload(hub, eid, fields)
+                if payload is not None:
+                    batch.append(payload)
+                cursor = eid
+            if batch:
+                with hub._lock:
+                    ch = hub._channel(group.channel)
+                hub._fanout_to(ch, (stream,), b"".join(batch))
+                batch = []
+            if caught_up or (len(entries or ()) < 500
+                             and _id_key(group.position) <= _id_key(cursor)):
+                break
+    if group.joining.pop(stream, None) is not None:
+        group.streams.add(stream)
+
+
+def _lost(info: dict, first: bytes | None, cursor: bytes | None) -> bool:
+    """Were events after ``cursor`` removed from the stream (XINFO STREAM ``info``)?"""
+    added = info.get("entries-added")
+    if cursor is None:                      # not a stream id: cannot tell what it saw
+        return added is None or added > 0
+    if added is not None and added <= info.get("length", 0):
+        return False                        # nothing was ever trimmed or deleted
+    at = _id_key(cursor)
+    deleted = info.get("max-deleted-entry-id")
+    if deleted is not None and at < _id_key(deleted):
+        return True
+    if first is not None:
+        return at < _id_key(first)
+    last = info.get("last-generated-id")
+    return last is not None and at < _id_key(last)
+
+
+def _payload(hub: RedisBroadcast, eid: bytes, fields: dict) -> bytes | None:
+    body = fields.get(b"b")
+    if body is None:                        # XADDed by another program
+        try:
+            data = fields.get(b"data")
+            event = fields.get(b"event")
+            body = format_sse(data=data.decode("utf-8") if data is not None else None,
+                              event=event.decode("utf-8") if event is not None else None)
+        except Exception as exc:
+            logger.warning("catzilla: skipping Redis stream entry %s: %s", eid, exc)
+            return None
+    return b"id: " + eid + b"\n" + body
+
+
+async def _read(hub: RedisBroadcast, st: _LoopState) -> None:
+    """This loop's reader: XREAD BLOCK on every channel subscribed here."""
+    import redis
+
+    client = hub._async_client(socket_timeout=hub.block_ms / 1000 + 10)
+    delay = 0.05
+    try:
+        while True:
+            streams = {g.key: g.position for g in st.groups.values()
+                       if g.position is not None}
+            if not streams or st.closed:
+                break
+            streams[st.ctl_key] = st.ctl_last
+            try:
+                response = await client.xread(streams, count=1000, block=hub.block_ms)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                logger.warning("catzilla: Redis XREAD failed (%s); retrying in %.1f s",
+                               exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            for key, entries in response or ():
+                if key == st.ctl_key:
+                    st.ctl_last = entries[-1][0]
+                    continue
+                group = st.by_key.get(key)
+                if group is not None and group.position is not None:
+                    _deliver(hub, group, entries)
+    finally:
+        if st.reader is asyncio.current_task():
+            st.reader = None
+        await client.aclose()
+
+
+def _deliver(hub: RedisBroadcast, group: _RGroup, entries: list) -> None:
+    with hub._lock:
+        ch = hub._channel(group.channel)
+    position = _id_key(group.position)
+    eid = None
+    for eid, fields in entries:
+        key = _id_key(eid)
+        if key <= position:
+            continue
+        position = key
+        group.position = eid
+        payload = _payload(hub, eid, fields)
+        if payload is not None:
+            hub._fanout_to(ch, group.streams, payload)
+    if eid is not None:
+        with hub._lock:
+            ch.stats.last_id = group.position.decode("ascii")
+        waiters, group.waiters = group.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+# -- closing ---------------------------------------------------------------------------
