@@ -5,8 +5,9 @@ machine is doing (wrk's CPU per request is not, on a loaded machine).
     python bench/callgrind_requests.py --python ../other/.venv/bin/python   # another build
     python bench/callgrind_requests.py --requests 5000 --workloads params
 
-The server (bench/apps/catzilla_app.py's routes) runs under ``valgrind --tool=callgrind``
-with instrumentation off; a keep-alive client sends 200 requests to warm it up, then
+The server, bench/apps/catzilla_app.py (the app the HTTP benchmark measures), runs under
+``valgrind --tool=callgrind`` with instrumentation off; a keep-alive client sends 200 requests
+to warm it up, then
 instrumentation goes on for ``--requests`` more, one at a time. Kernel time is not counted:
 compare builds with it, not peers. Needs valgrind (apt-get install valgrind).
 """
@@ -24,30 +25,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-APP = """
-import sys
-sys.path.insert(0, %(apps)r)
-import common
-from catzilla import Catzilla, JSONResponse, Request, Response
-app = Catzilla()
-
-@app.get("/users/{user_id}/posts/{post_id}")
-def params(request: Request) -> Response:
-    return JSONResponse(common.params_echo(request.path_params["user_id"],
-                                           request.path_params["post_id"],
-                                           request.query_params.get("q")))
-
-@app.post("/echo")
-def echo(request: Request) -> Response:
-    return Response(request.body, content_type="application/octet-stream")
-
-@app.get("/plaintext")
-def plaintext(request: Request) -> Response:
-    return Response(b"Hello, World!", content_type="text/plain")
-
-app.listen(port=int(sys.argv[1]), host="127.0.0.1")
-"""
 
 REQUESTS = {
     "params": b"GET /users/42/posts/7?q=x HTTP/1.1\r\nHost: t\r\n\r\n",
@@ -89,13 +66,12 @@ def send(sock: socket.socket, request: bytes, n: int) -> None:
 
 
 def count(python: str, workload: str, n: int, tmp: Path) -> float:
-    script = tmp / "app.py"
-    script.write_text(APP % {"apps": str(HERE / "apps")})
+    script = HERE / "apps" / "catzilla_app.py"
     out = tmp / ("cg.%s.out" % workload)
     port = free_port()
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-         "--callgrind-out-file=%s" % out, python, str(script), str(port)],
+         "--callgrind-out-file=%s" % out, python, str(script), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with connect(port, time.monotonic() + 60) as sock:
