@@ -181,7 +181,6 @@ cdef class Transport:
     cdef void _on_read(self, Py_ssize_t nread, const char* data)
     cdef void _pause_reading(self)
     cdef void _resume_reading(self)
-    cdef size_t _write_queue_size(self)
     cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1
     cdef void _on_write_done(self, int status)
     cdef bint _hung_up(self)

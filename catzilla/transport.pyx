@@ -237,12 +237,6 @@ cdef class Transport:
 
     # -- writing -----------------------------------------------------------------------------
 
-    cdef size_t _write_queue_size(self):
-        """Bytes in libuv's write queue (0 once closed)."""
-        if self.closed:
-            return 0
-        return uv.catzilla_write_queue_size(<uv.uv_stream_t*>self.handle)
-
     cdef int _write(self, uv.uv_buf_t* bufs, PyObject** owners, int nbufs) except -1:
         """Send bufs in order; owners[i] is the object bufs[i] points into, or NULL for
         memory that is reused after this call (it is copied if the kernel does not take it)."""
