@@ -404,12 +404,11 @@ cdef class Transport:
             return
         self.closed = True
         self.server.open_conns.pop(self.id, None)
+        self.server._conn_left(self)
         if self._connection_lost():
             # a worker thread still uses the fd: close when it has let go
             self.close_deferred = True
-            self.server._conn_left(self)
             return
-        self.server._conn_left(self)
         self._close_handle()
 
     cdef void _close_handle(self):
